@@ -1,0 +1,175 @@
+"""Shared pieces of mmdyt's classification datasets.
+
+Every dataset here subclasses :class:`mmengine.dataset.BaseDataset` (not a
+toolbox's), so it is registered in mmengine's root ``DATASETS`` registry and
+found from the ``mmpretrain``, ``mmseg`` and ``mmaction`` scopes through the
+registry's parent fall-back.
+
+A sample is a dict with ``gt_label`` (int) and either ``img_path`` (the
+pipeline starts with ``LoadImageFromFile``) or ``img`` (an ``HxWxC`` uint8
+array; the pipeline starts directly with ``Resize`` & co).
+"""
+import gzip
+import os
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+
+
+class ClsBaseDataset(BaseDataset):
+    """Base class: a ``classes`` argument, ``get_cat_ids`` and label access.
+
+    Args:
+        classes (Sequence[str], optional): Class names; they define
+            ``num_classes`` and so the valid label range ``[0, num_classes)``.
+            Subclasses pass their default. Overridden by ``metainfo``.
+        **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`
+            (``pipeline``, ``test_mode``, ``lazy_init``, ``indices`` ...).
+    """
+
+    def __init__(self,
+                 classes: Optional[Sequence[str]] = None,
+                 metainfo: Optional[dict] = None,
+                 **kwargs):
+        metainfo = dict(metainfo or {})
+        if classes is not None and 'classes' not in metainfo:
+            metainfo['classes'] = tuple(classes)
+        if 'classes' not in metainfo:
+            raise ValueError(f'{type(self).__name__}: no class names given '
+                             '(pass `classes=` or `metainfo=dict(classes=)`)')
+        super().__init__(metainfo=metainfo, **kwargs)
+
+    @property
+    def classes(self) -> Tuple[str, ...]:
+        return tuple(self.metainfo['classes'])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.metainfo['classes'])
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """Category ids of sample ``idx`` (used by ClassBalancedDataset and
+        class-aware samplers)."""
+        return [int(self.get_data_info(idx)['gt_label'])]
+
+    def get_gt_labels(self) -> np.ndarray:
+        """All ground-truth labels, in dataset order."""
+        return np.array([self.get_cat_ids(i)[0] for i in range(len(self))],
+                        dtype=np.int64)
+
+    def __repr__(self) -> str:
+        head = f'Dataset {type(self).__name__}'
+        size = len(self) if self._fully_initialized else 'not loaded'
+        lines = [f'Number of samples: \t{size}',
+                 f'Number of classes: \t{self.num_classes}']
+        return '\n'.join([head] + ['    ' + line for line in lines])
+
+
+# --------------------------------------------------------------- helpers
+def resolve(data_root: str, path: str) -> str:
+    """``path`` joined to ``data_root`` unless it is absolute."""
+    if not data_root or osp.isabs(path):
+        return path
+    return osp.join(data_root, path)
+
+
+def require_file(path: str, what: str = 'file') -> str:
+    """Raise ``FileNotFoundError`` naming ``path`` if it is not a file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: {what} not found')
+    return path
+
+
+def parse_label(text, num_classes: int, where: str) -> int:
+    """``text`` as an int label in ``[0, num_classes)``.
+
+    ``where`` (e.g. ``'train.txt:12'``) prefixes every error message.
+    """
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f'{where}: label {text!r} is not an integer') \
+            from None
+    if not value.is_integer():
+        raise ValueError(f'{where}: label {text!r} is not an integer')
+    label = int(value)
+    if not 0 <= label < num_classes:
+        raise ValueError(f'{where}: label {label} outside '
+                         f'[0, {num_classes})')
+    return label
+
+
+def check_labels(labels: np.ndarray, num_classes: int, path: str) -> None:
+    """Range check of an array of labels; names the file and first bad item."""
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f'{path}: item {i}: label {int(labels[i])} outside '
+                         f'[0, {num_classes}) ({bad.size} such items)')
+
+
+def read_annotation_list(path: str, num_classes: int
+                         ) -> List[Tuple[str, int, int]]:
+    """Read a ``relative/path label`` list (the VTAB-1K split format).
+
+    Blank lines and lines starting with ``#`` are skipped. The path may
+    contain spaces (the label is the last field).
+
+    Returns:
+        list of ``(relative_path, label, line_number)``.
+
+    Raises:
+        FileNotFoundError: the list file does not exist.
+        ValueError: a malformed line, a label that is not an integer or is
+            outside ``[0, num_classes)`` (``file:line`` named), or no entries.
+    """
+    require_file(path, 'split file')
+    items = []
+    with open(path, encoding='utf-8') as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith('#'):
+                continue
+            parts = line.rsplit(maxsplit=1)
+            if len(parts) != 2:
+                raise ValueError(f"{path}:{lineno}: malformed line {line!r}, "
+                                 "expected 'relative/path label'")
+            label = parse_label(parts[1], num_classes, f'{path}:{lineno}')
+            items.append((parts[0], label, lineno))
+    if not items:
+        raise ValueError(f'{path}: empty split (no `relative/path label` '
+                         'lines)')
+    return items
+
+
+def open_maybe_gzip(path: str, mode: str = 'rb'):
+    """Open ``path``, transparently decompressing gzip (by magic bytes)."""
+    with open(path, 'rb') as f:
+        gz = f.read(2) == b'\x1f\x8b'
+    if gz:
+        return gzip.open(path, mode)
+    return open(path, mode)
+
+
+def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """An ``HxW`` / ``HxWx1`` / ``HxWx3`` uint8 image as ``HxWxchannels``."""
+    if channels not in (1, 3):
+        raise ValueError(f'channels must be 1 or 3, got {channels}')
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[2] == channels:
+        return np.ascontiguousarray(img)
+    if img.shape[2] == 1:
+        return np.repeat(img, channels, axis=2)
+    raise ValueError(f'cannot convert a {img.shape[2]}-channel image to '
+                     f'{channels} channel(s)')
+
+
+def image_sample(img: np.ndarray, label: int) -> dict:
+    """The data-info dict of an in-memory sample."""
+    return dict(img=img, gt_label=int(label), img_shape=img.shape[:2],
+                ori_shape=img.shape[:2])
