@@ -1,1 +1,9 @@
+from .adapter import Adapter, MoEAdapter, build_adapter
+from .dispatcher import TokenDispatcher, gumbel_sigmoid, straight_through
+from .lora import LoRALinear
+from .pos_embed import resize_pos_embed
 
+__all__ = [
+    'Adapter', 'MoEAdapter', 'build_adapter', 'TokenDispatcher',
+    'gumbel_sigmoid', 'straight_through', 'LoRALinear', 'resize_pos_embed'
+]

@@ -1,0 +1,159 @@
+"""Loading pretrained ViT weights into :class:`DyTVisionTransformer`.
+
+One key mapping, from the three formats users have, to mmdyt's (timm-style)
+names:
+
+=================================  ==================================
+mmpretrain ``VisionTransformer``   mmdyt / timm
+=================================  ==================================
+``patch_embed.projection``         ``patch_embed.proj``
+``layers.{i}.ln1`` / ``ln2``       ``blocks.{i}.norm1`` / ``norm2``
+``layers.{i}.attn.qkv`` / ``proj`` ``blocks.{i}.attn.qkv`` / ``proj``
+``layers.{i}.ffn.layers.0.0``      ``blocks.{i}.mlp.fc1``
+``layers.{i}.ffn.layers.1``        ``blocks.{i}.mlp.fc2``
+``ln1`` (final norm)               ``norm``
+=================================  ==================================
+
+timm ``vit_*_patch16_*`` state dicts already use mmdyt's names. The original
+ImageNet-21k ``.npz`` files (big_vision / AugReg layout) are converted as
+timm's ``_load_weights`` does. Prefixes ``backbone.``, ``module.`` and wrapper
+keys ``state_dict`` / ``model`` are removed first.
+"""
+import re
+import zipfile
+
+import numpy as np
+import torch
+from mmengine.logging import MMLogger
+
+from ..layers import resize_pos_embed
+
+MMPRETRAIN_KEY_MAP = [
+    (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
+    (r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),
+    (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
+    (r'^layers\.(\d+)\.attn\.', r'blocks.\1.attn.'),
+    (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.fc1.'),
+    (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
+    (r'^ln1\.', 'norm.'),
+]
+STRIPPED_PREFIXES = ('module.', 'backbone.')
+
+
+def read_checkpoint(path):
+    """Read a ``.pth`` / ``.pt`` / ``.bin`` (weights only, no code runs) or
+    ``.npz`` file into a flat dict of arrays or tensors."""
+    try:
+        if str(path).endswith('.npz'):
+            with np.load(path) as data:
+                return {key: data[key] for key in data.files}
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f'cannot read checkpoint {path}: the file is truncated, corrupt '
+                         f'or not a checkpoint ({type(error).__name__}: {error})') from error
+
+
+def convert_npz(weights, num_layers):
+    """Original ViT ``.npz`` (arrays named like ``Transformer/encoderblock_0/
+    LayerNorm_0/scale``) -> mmdyt state dict."""
+    prefix = 'opt/target/' if 'opt/target/embedding/kernel' in weights else ''
+
+    def get(name):
+        return torch.from_numpy(np.asarray(weights[prefix + name]))
+
+    kernel = get('embedding/kernel')
+    embed_dims = kernel.shape[-1]
+    state = {
+        'patch_embed.proj.weight': kernel.permute(3, 2, 0, 1),
+        'patch_embed.proj.bias': get('embedding/bias'),
+        'cls_token': get('cls'),
+        'pos_embed': get('Transformer/posembed_input/pos_embedding'),
+        'norm.weight': get('Transformer/encoder_norm/scale'),
+        'norm.bias': get('Transformer/encoder_norm/bias'),
+    }
+    for i in range(num_layers):
+        block = f'Transformer/encoderblock_{i}/'
+        mha = block + 'MultiHeadDotProductAttention_1/'
+        out = f'blocks.{i}.'
+        state[out + 'norm1.weight'] = get(block + 'LayerNorm_0/scale')
+        state[out + 'norm1.bias'] = get(block + 'LayerNorm_0/bias')
+        state[out + 'norm2.weight'] = get(block + 'LayerNorm_2/scale')
+        state[out + 'norm2.bias'] = get(block + 'LayerNorm_2/bias')
+        state[out + 'attn.qkv.weight'] = torch.cat([
+            get(f'{mha}{n}/kernel').reshape(embed_dims, -1).T
+            for n in ('query', 'key', 'value')
+        ])
+        state[out + 'attn.qkv.bias'] = torch.cat(
+            [get(f'{mha}{n}/bias').reshape(-1) for n in ('query', 'key', 'value')])
+        state[out + 'attn.proj.weight'] = get(mha + 'out/kernel').reshape(-1, embed_dims).T
+        state[out + 'attn.proj.bias'] = get(mha + 'out/bias')
+        for j, name in enumerate(('fc1', 'fc2')):
+            state[out + f'mlp.{name}.weight'] = get(f'{block}MlpBlock_3/Dense_{j}/kernel').T
+            state[out + f'mlp.{name}.bias'] = get(f'{block}MlpBlock_3/Dense_{j}/bias')
+    return state
+
+
+def convert_state_dict(checkpoint, num_layers):
+    """Any supported checkpoint (already read) -> mmdyt-named state dict."""
+    if any(key.endswith('embedding/kernel') for key in checkpoint):
+        return convert_npz(checkpoint, num_layers)
+    for wrapper in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+    state = {}
+    for key, value in checkpoint.items():
+        for prefix in STRIPPED_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        for pattern, replacement in MMPRETRAIN_KEY_MAP:
+            key = re.sub(pattern, replacement, key)
+        state[key] = torch.as_tensor(value)
+    return state
+
+
+def _grid(num_patches):
+    side = int(round(num_patches**0.5))
+    if side * side != num_patches:
+        raise ValueError(f'pos_embed with {num_patches} patch positions is not a square grid')
+    return side, side
+
+
+def load_vit_checkpoint(model, checkpoint):
+    """Load pretrained ViT weights into ``model``.
+
+    Args:
+        model (DyTVisionTransformer): the backbone.
+        checkpoint (str | dict): a file path or an already read checkpoint.
+
+    Raises:
+        ValueError: a tensor's shape does not fit (the key and both shapes are
+            named), a ViT weight is missing, or the file cannot be read.
+    """
+    source = checkpoint if isinstance(checkpoint, str) else 'the given state dict'
+    if isinstance(checkpoint, str):
+        checkpoint = read_checkpoint(checkpoint)
+    state = convert_state_dict(checkpoint, model.num_layers)
+    own = model.state_dict()
+    if model.lora_enabled:
+        state = {re.sub(r'\.attn\.qkv\.', '.attn.qkv.base.', k): v for k, v in state.items()}
+    if 'pos_embed' in state and state['pos_embed'].shape != own['pos_embed'].shape:
+        pos_embed = state['pos_embed']
+        if pos_embed.shape[-1] == own['pos_embed'].shape[-1]:
+            state['pos_embed'] = resize_pos_embed(
+                pos_embed, _grid(pos_embed.shape[1] - 1), model.patch_resolution)
+    for key, value in state.items():
+        if key in own and own[key].shape != value.shape:
+            raise ValueError(f'checkpoint {source} does not fit the model: {key} has shape '
+                             f'{tuple(value.shape)} in the checkpoint and '
+                             f'{tuple(own[key].shape)} in the model (another arch or patch size?)')
+    missing = [k for k in own if k not in state and not model.is_tuning_parameter(k)]
+    if missing:
+        raise ValueError(f'checkpoint {source} lacks {len(missing)} ViT weights, e.g. '
+                         f'{missing[:5]} (another depth or not a ViT checkpoint?)')
+    unexpected = sorted(k for k in state if k not in own)
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    logger = MMLogger.get_current_instance()
+    logger.info(f'Loaded ViT weights from {source}; ignored {len(unexpected)} keys '
+                f'not in the backbone: {unexpected[:8]}')

@@ -1,0 +1,70 @@
+"""Token dispatcher of Dynamic Tuning (paper Sec. 3.2, Eq. 3-5, App. A.1)."""
+import torch
+import torch.nn as nn
+
+
+def gumbel_sigmoid(logits, tau):
+    """``sigmoid((logits + g1 - g2) / tau)`` with ``g1, g2 ~ Gumbel(0, 1)``.
+
+    Args:
+        logits (Tensor): any shape.
+        tau (float): temperature, > 0.
+
+    Returns:
+        Tensor: soft activation probabilities S, same shape as ``logits``.
+    """
+    g1 = -torch.empty_like(logits).exponential_().log()
+    g2 = -torch.empty_like(logits).exponential_().log()
+    return torch.sigmoid((logits + g1 - g2) / tau)
+
+
+def straight_through(soft):
+    """Hard mask ``soft >= 0.5`` in the forward pass, gradient of ``soft`` in
+    the backward pass (Eq. 5)."""
+    hard = (soft >= 0.5).to(soft.dtype)
+    return hard - soft.detach() + soft
+
+
+class TokenDispatcher(nn.Module):
+    """Decides per token whether it goes through a block.
+
+    A gate ``Linear(C, 1)`` scores the tokens. Training: Gumbel-sigmoid with a
+    straight-through estimator; evaluation: ``sigmoid(logits) >= 0.5``, no
+    noise. The first ``num_fixed_tokens`` tokens (class token, prompt or
+    register tokens) are always active.
+
+    Args:
+        embed_dims (int): C.
+        num_fixed_tokens (int): leading tokens that are never deactivated.
+        tau (float): Gumbel-sigmoid temperature; a hook may change
+            ``dispatcher.tau`` during training.
+
+    Shapes:
+        x: (B, N, C) -> mask (B, N), 1.0 = active. In training the mask is a
+        float tensor carrying the gradient of S; in evaluation a bool tensor.
+    """
+
+    def __init__(self, embed_dims, num_fixed_tokens=1, tau=5.0):
+        super().__init__()
+        self.gate = nn.Linear(embed_dims, 1)
+        self.num_fixed_tokens = num_fixed_tokens
+        self.tau = tau
+
+    @property
+    def tau(self):
+        return self._tau
+
+    @tau.setter
+    def tau(self, value):
+        if not value > 0:
+            raise ValueError(f'tau must be > 0, got {value}')
+        self._tau = float(value)
+
+    def forward(self, x):
+        fixed = self.num_fixed_tokens
+        logits = self.gate(x[:, fixed:]).squeeze(-1)
+        if self.training:
+            mask = straight_through(gumbel_sigmoid(logits, self.tau))
+            return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
+        mask = logits >= 0  # sigmoid(logits) >= 0.5
+        return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
