@@ -274,8 +274,9 @@ def test_vit_b16_flops_match_paper():
         dyt(x)
     assert truncate((dense.flops().item() + head) / 1e9) == 17.58
     assert truncate((adaptformer.flops().item() + head) / 1e9, 2) == 17.81
-    # No MLP at all: the MLP and its LayerNorm (8NC^2 + 5NC per block) leave.
-    mlp = 12 * (8 * 197 * 768**2 + 5 * 197 * 768)
+    # Only the class token left in the MLPs: the MLP and its LayerNorm
+    # (8NC^2 + 5NC per block) of the 196 patch tokens leave.
+    mlp = 12 * (8 * 196 * 768**2 + 5 * 196 * 768)
     gates = 12 * 196 * 768
     assert dyt.flops().item() == adaptformer.flops().item() - mlp + gates
 

@@ -474,7 +474,8 @@ class DyTVisionTransformer(BaseModule):
         num_patches = num_tokens - self.num_fixed_tokens
         embed = self.patch_embed.proj
         total = torch.full((batch_size,), float(
-            num_patches * embed.out_channels * embed.in_channels * self.patch_size**2))
+            num_patches * embed.out_channels * embed.in_channels * self.patch_size**2),
+            dtype=torch.float64)
         for block in self.blocks:
             total = total + block.flops(num_tokens)
         if self.final_norm:
