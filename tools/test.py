@@ -1,0 +1,109 @@
+"""Test a checkpoint with an mmpretrain, mmseg or mmaction2 config.
+
+The config's ``default_scope`` picks the toolbox. ``import mmdyt`` comes
+first so that its compatibility fixes and modules are in place.
+"""
+import argparse
+import inspect
+import os
+import os.path as osp
+
+import mmdyt  # noqa: F401
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.logging import print_log
+from mmengine.registry import HOOKS, RUNNERS, init_default_scope
+from mmengine.runner import Runner
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument('--out', help='dump the predictions to this pickle file')
+    parser.add_argument('--show-dir', help='save the drawn predictions here')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, xxx=yyy pairs merged into the config; '
+        'a list is key="[a,b]" or key=a,b, nested key="[(a,b),(c,d)]", '
+        'quotes needed and no white space')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank since torch 2.0.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def select_dist_backend(cfg):
+    """Use ``gloo`` instead of ``nccl`` when CUDA is unavailable."""
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
+    dist_cfg = env_cfg.setdefault('dist_cfg', ConfigDict())
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        dist_cfg['backend'] = 'gloo'
+        print_log('CUDA is unavailable: using the gloo backend instead of nccl',
+                  logger='current')
+
+
+def enable_visualization(cfg, show_dir):
+    """Turn on the toolbox's visualization hook and save drawings to ``show_dir``.
+
+    mmpretrain and mmaction2 hooks take ``enable``/``out_dir``; mmseg's takes
+    ``draw`` and saves through the visualizer's ``save_dir``.
+    """
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise ValueError('--show-dir needs a `visualization` entry in `default_hooks`')
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    params = inspect.signature(HOOKS.get(hook['type'])).parameters
+    if 'out_dir' in params:
+        hook.update(enable=True, out_dir=show_dir)
+    else:
+        hook['draw'] = True
+        cfg.visualizer['save_dir'] = show_dir
+
+
+def merge_args(cfg, args):
+    """Merge command line arguments into the config."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.show_dir:
+        enable_visualization(cfg, args.show_dir)
+    select_dist_backend(cfg)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError('--out must be a .pkl or .pickle file')
+    cfg = merge_args(Config.fromfile(args.config), args)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
