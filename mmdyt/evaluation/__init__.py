@@ -1,1 +1,3 @@
+from .efficiency import EfficiencyMetric
 
+__all__ = ["EfficiencyMetric"]

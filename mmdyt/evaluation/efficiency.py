@@ -1,0 +1,44 @@
+"""Efficiency metric: activation rates and FLOPs actually computed."""
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.registry import METRICS
+
+
+@METRICS.register_module()
+class EfficiencyMetric(BaseMetric):
+    """Mean GFLOPs per sample and activation rates over the test set.
+
+    Reads ``dyt_flops`` and ``dyt_rates`` from each prediction's metainfo
+    (set by the task glue through :func:`mmdyt.models.task_utils.
+    attach_efficiency`). Use it beside the task metric, e.g.
+    ``val_evaluator = [dict(type='Accuracy', topk=1), dict(type='EfficiencyMetric')]``.
+
+    Args:
+        extra_flops (float): multiply-adds per sample outside the backbone
+            (e.g. the classifier head), added to the mean.
+    """
+    default_prefix = 'efficiency'
+
+    def __init__(self, extra_flops=0.0, collect_device='cpu', prefix=None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.extra_flops = extra_flops
+
+    def process(self, data_batch, data_samples):
+        for sample in data_samples:
+            meta = sample if isinstance(sample, dict) else sample.metainfo
+            if 'dyt_flops' not in meta:
+                raise KeyError('EfficiencyMetric needs predictions from an mmdyt model '
+                               '(no dyt_flops in the data sample)')
+            rates = meta.get('dyt_rates')
+            self.results.append((meta['dyt_flops'], None if rates is None else
+                                 torch.as_tensor(rates).float()))
+
+    def compute_metrics(self, results):
+        flops = torch.tensor([r[0] for r in results], dtype=torch.float64)
+        metrics = {'gflops': (flops.mean().item() + self.extra_flops) / 1e9}
+        rates = [r[1] for r in results if r[1] is not None]
+        if rates:
+            per_layer = torch.stack(rates).mean(0)
+            metrics['activation_rate'] = per_layer.mean().item()
+            metrics.update({f'rate_layer{i}': v.item() for i, v in enumerate(per_layer)})
+        return metrics
