@@ -38,7 +38,7 @@ class ClsBaseDataset(BaseDataset):
         metainfo = dict(metainfo or {})
         if classes is not None and 'classes' not in metainfo:
             metainfo['classes'] = tuple(classes)
-        if 'classes' not in metainfo:
+        if 'classes' not in metainfo and 'classes' not in self.METAINFO:
             raise ValueError(f'{type(self).__name__}: no class names given '
                              '(pass `classes=` or `metainfo=dict(classes=)`)')
         super().__init__(metainfo=metainfo, **kwargs)
@@ -89,13 +89,13 @@ def parse_label(text, num_classes: int, where: str) -> int:
 
     ``where`` (e.g. ``'train.txt:12'``) prefixes every error message.
     """
+    shown = repr(text) if isinstance(text, str) else f'{float(text):g}'
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise ValueError(f'{where}: label {text!r} is not an integer') \
-            from None
-    if not value.is_integer():
-        raise ValueError(f'{where}: label {text!r} is not an integer')
+        value = None
+    if value is None or not value.is_integer():
+        raise ValueError(f'{where}: label {shown} is not an integer')
     label = int(value)
     if not 0 <= label < num_classes:
         raise ValueError(f'{where}: label {label} outside '
