@@ -436,10 +436,14 @@ class DyTVisionTransformer(BaseModule):
         for name, param in self.named_parameters():
             param.requires_grad = self.is_tuning_parameter(name)
 
-    @staticmethod
-    def is_tuning_parameter(name):
+    #: Substrings of the parameter names of PEFT modules; anything else is a
+    #: pretrained ViT weight (frozen unless ``freeze_pretrained=False``).
+    TUNING_KEYS = ('adapters.', 'dispatchers.', 'lora_', 'prompts', 'petl_')
+
+    @classmethod
+    def is_tuning_parameter(cls, name):
         """Whether a parameter belongs to the PEFT modules (not the ViT)."""
-        return any(key in name for key in ('adapters.', 'dispatchers.', 'lora_', 'prompts'))
+        return any(key in name for key in cls.TUNING_KEYS)
 
     # ---- run-time controls and statistics ---------------------------------
     def dispatchers(self):
