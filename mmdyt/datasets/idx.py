@@ -95,7 +95,8 @@ class IDXDataset(ClsBaseDataset):
             (``train-images-idx3-ubyte[.gz]`` / ``t10k-...``). Ignored when
             ``image_file`` and ``label_file`` are given.
         image_file, label_file (str, optional): Explicit files (relative to
-            ``data_root`` unless absolute); give both or neither.
+            ``data_root`` unless absolute, or ``pkg://<package>/<path>``);
+            give both or neither.
         classes (str | Sequence[str]): Class names, or a key of
             ``IDX_CLASSES`` ('mnist', 'fashion-mnist'). Default 'mnist'.
         channels (int): 3 (grayscale stacked to ``HxWx3``, what ViT

