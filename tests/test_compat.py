@@ -1,0 +1,220 @@
+"""Tests of :mod:`mmdyt.compat`: each fix solves its upstream problem."""
+import importlib.util
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import mmdyt  # noqa: F401
+from mmdyt import compat
+
+COMPAT_FILE = compat.__file__
+MMCV_LITE = importlib.util.find_spec('mmcv._ext') is None
+
+
+def run_python(code, **env):
+    """Run ``code`` in a fresh interpreter; return the completed process."""
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300)
+
+
+def with_fix(fix, code):
+    """``code`` preceded by applying one fix, loaded without ``import mmdyt``."""
+    return (f'import importlib.util\n'
+            f'spec = importlib.util.spec_from_file_location("compat", {COMPAT_FILE!r})\n'
+            f'compat = importlib.util.module_from_spec(spec)\n'
+            f'spec.loader.exec_module(compat)\n'
+            f'compat.{fix}()\n' + code)
+
+
+def test_apply_is_idempotent_and_checks_names():
+    compat.apply_compat_fixes()
+    compat.apply_compat_fixes()
+    assert set(compat.FIXES) <= compat._applied
+    with pytest.raises(KeyError, match='no_such_fix'):
+        compat.apply_compat_fixes(skip=['no_such_fix'])
+
+
+@pytest.mark.skipif(not MMCV_LITE, reason='full mmcv: mmcv.ops imports')
+def test_mmseg_needs_mmcv_ops_fix():
+    proc = run_python('import mmseg.models')
+    assert proc.returncode != 0 and "No module named 'mmcv._ext'" in proc.stderr
+
+
+MMCV_OPS_CHECK = '''
+import sys, torch
+import mmseg.models
+import mmcv.ops
+from mmcv.ops import point_sample, sigmoid_focal_loss, CrissCrossAttention
+out = point_sample(torch.randn(1, 2, 4, 4), torch.rand(1, 3, 2))
+assert out.shape == (1, 2, 3), out.shape
+CrissCrossAttention(8)
+try:
+    sigmoid_focal_loss(torch.zeros(1), torch.zeros(1))
+except ImportError as e:
+    print(e)
+else:
+    sys.exit('sigmoid_focal_loss did not raise')
+'''
+
+
+@pytest.mark.skipif(not MMCV_LITE, reason='full mmcv: nothing to fix')
+def test_mmcv_ops_fix_makes_mmseg_import():
+    proc = run_python(with_fix('fix_mmcv_ops', MMCV_OPS_CHECK))
+    assert proc.returncode == 0, proc.stderr
+    assert 'mmcv.ops.sigmoid_focal_loss needs the compiled ops' in proc.stdout
+    assert 'mmcv==2.1.0' in proc.stdout
+
+
+def test_mmcv_ops_fix_is_noop_with_full_mmcv():
+    import mmcv.ops
+    assert isinstance(mmcv.ops, compat._MmcvOpsStandIn) == MMCV_LITE
+    compat.fix_mmcv_ops()
+    assert sys.modules['mmcv.ops'] is mmcv.ops
+
+
+def test_mmcv_ops_stand_in_exports():
+    ops_dir = osp.join(osp.dirname(importlib.util.find_spec('mmcv').origin), 'ops')
+    stand_in = compat._MmcvOpsStandIn(ops_dir)
+    assert {'point_sample', 'sigmoid_focal_loss', 'DeformConv2d', 'PSAMask'} <= set(stand_in.__all__)
+    assert not isinstance(nn.Conv2d(1, 1, 1), stand_in.DeformConv2d)
+    with pytest.raises(AttributeError):
+        stand_in.no_such_op
+
+
+DRN_MISSING = importlib.util.find_spec('mmaction') is not None and not osp.isdir(osp.join(
+    importlib.util.find_spec('mmaction').submodule_search_locations[0],
+    'models', 'localizers', 'drn'))
+
+
+@pytest.mark.skipif(not DRN_MISSING, reason='mmaction2 ships DRN')
+def test_mmaction_needs_drn_fix():
+    proc = run_python('import mmaction.models')
+    assert proc.returncode != 0 and 'mmaction.models.localizers.drn' in proc.stderr
+
+
+@pytest.mark.skipif(not DRN_MISSING, reason='mmaction2 ships DRN')
+def test_drn_fix_makes_mmaction_import():
+    code = '''
+import mmaction.models
+from mmaction.registry import MODELS
+try:
+    MODELS.build(dict(type='DRN'))
+except ImportError as e:
+    print(e)
+'''
+    proc = run_python(with_fix('fix_mmaction_drn', code), MMDYT_COMPAT_SKIP='')
+    assert proc.returncode == 0, proc.stderr
+    assert 'DRN is unavailable' in proc.stdout and '#2714' in proc.stdout
+
+
+class Toy(nn.Module):
+    """A model in mmengine's BaseModel protocol, small enough for a unit test."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 1)
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        out = self.fc(inputs).squeeze(-1)
+        if mode == 'loss':
+            return dict(loss=((out - labels) ** 2).mean())
+        return out
+
+
+def toy_runner(work_dir, max_epochs, resume=False):
+    from mmengine.evaluator import BaseMetric
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class ToyModel(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.toy = Toy()
+
+        def forward(self, inputs, labels=None, mode='tensor'):
+            return self.toy(inputs, labels, mode)
+
+    class ToyMetric(BaseMetric):
+        def process(self, data_batch, data_samples):
+            self.results.append(1)
+
+        def compute_metrics(self, results):
+            return dict(score=np.float64(0.5), count=np.int64(len(results)))
+
+    data = [dict(inputs=torch.randn(2), labels=float(i % 2)) for i in range(8)]
+    loader = dict(dataset=data, batch_size=4, collate_fn=dict(type='default_collate'),
+                  sampler=dict(type='DefaultSampler', shuffle=False))
+    return Runner(
+        model=ToyModel(), work_dir=str(work_dir), train_dataloader=loader,
+        val_dataloader=loader, val_cfg=dict(), val_evaluator=[ToyMetric()],
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
+        param_scheduler=[dict(type='LinearLR', start_factor=0.1, end=1),
+                         dict(type='CosineAnnealingLR', begin=1, end=max_epochs)],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1,
+                                           save_best='score', rule='greater')),
+        resume=resume, randomness=dict(seed=0), default_scope='mmengine')
+
+
+@pytest.fixture(scope='module')
+def resume_ckpt(tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp('resume')
+    toy_runner(work_dir, max_epochs=2).train()
+    return work_dir, work_dir / 'epoch_2.pth'
+
+
+def test_genuine_checkpoint_needs_allow_list(resume_ckpt):
+    code = f'from mmengine.runner.checkpoint import _load_checkpoint; _load_checkpoint({str(resume_ckpt[1])!r})'
+    proc = run_python(code)
+    assert proc.returncode != 0 and 'Weights only load failed' in proc.stderr
+    proc = run_python(with_fix('fix_checkpoint_safe_globals', code))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_genuine_checkpoint_resumes(resume_ckpt):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    work_dir, ckpt = resume_ckpt
+    checkpoint = _load_checkpoint(str(ckpt), map_location='cpu')
+    assert {'meta', 'state_dict', 'message_hub', 'optimizer', 'param_schedulers'} <= set(checkpoint)
+    assert isinstance(checkpoint['message_hub']['runtime_info']['best_score'], np.floating)
+    runner = toy_runner(work_dir, max_epochs=3, resume=True)
+    runner.train()
+    assert runner.epoch == 3
+    assert runner.message_hub.get_scalar('train/loss').mean() >= 0
+
+
+class Payload:
+    """Writes a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}',)
+
+
+class GetattrPayload:
+    """Tries to reach a non-statistics attribute through the allow-listed getattr."""
+
+    def __reduce__(self):
+        from mmengine.logging.history_buffer import HistoryBuffer
+        return getattr, (HistoryBuffer, '__init__')
+
+
+@pytest.mark.parametrize('payload', ['system', 'getattr'])
+def test_malicious_checkpoint_is_refused(tmp_path, payload):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    marker = tmp_path / 'pwned'
+    evil = Payload(marker) if payload == 'system' else GetattrPayload()
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(state_dict={}, meta=dict(evil=evil)), path)
+    with pytest.raises(pickle.UnpicklingError):
+        _load_checkpoint(str(path), map_location='cpu')
+    assert not marker.exists()
