@@ -210,3 +210,21 @@ def test_csv_errors(tmp_path):
         CSVDigits('pkg://no_such_package_xyz/a.csv')
     with pytest.raises(ValueError, match='test_ratio'):
         CSVDigits(path, test_ratio=1.0)
+
+
+def test_in_memory_pipeline_and_wrappers(tmp_path, mmpretrain_scope):
+    from mmengine.dataset import ClassBalancedDataset
+    from mmpretrain.registry import DATASETS
+    write_idx(str(tmp_path / 'i.idx.gz'), _images(5, 28, 28))
+    write_idx(str(tmp_path / 'l.idx.gz'), np.array([0, 0, 0, 0, 1], np.uint8))
+    for channels in (1, 3):
+        ds = DATASETS.build(dict(
+            type='IDXDataset', data_root=str(tmp_path), image_file='i.idx.gz',
+            label_file='l.idx.gz', channels=channels,
+            pipeline=[dict(type='Resize', scale=(32, 32)),
+                      dict(type='PackInputs')]))
+        out = ds[4]
+        assert tuple(out['inputs'].shape) == (channels, 32, 32)
+        assert out['data_samples'].gt_label.tolist() == [1]
+    balanced = ClassBalancedDataset(ds, oversample_thr=0.5)
+    assert len(balanced) > len(ds)  # the rare class 1 is repeated

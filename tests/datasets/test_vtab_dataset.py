@@ -139,3 +139,14 @@ def test_lazy_init_keeps_metainfo(vtab_root):
     assert np.array_equal(
         VTAB1k(vtab_root, task='dtd', split='test').get_gt_labels(),
         [5, 5, 6])
+
+
+@pytest.mark.parametrize('toolbox', ['mmpretrain', 'mmseg', 'mmaction'])
+def test_visible_from_toolbox_scopes(toolbox):
+    """Root-registry names resolve from every toolbox's registry."""
+    import importlib
+    registry = importlib.import_module(
+        f'{pytest.importorskip(toolbox).__name__}.registry')
+    from mmdyt.datasets import (SVHN, CSVDigits, Food101Dataset, IDXDataset)
+    for cls in (VTAB1k, SVHN, Food101Dataset, IDXDataset, CSVDigits):
+        assert registry.DATASETS.get(cls.__name__) is cls
