@@ -1,5 +1,7 @@
 """What the task glue of every toolbox shares: finding the DyT backbone, its
 losses, and the efficiency figures each prediction carries to the metric."""
+import contextlib
+
 import torch
 from mmengine.registry import MODELS
 
@@ -56,3 +58,17 @@ def attach_efficiency(data_samples, flops, rates=None):
             meta['dyt_rates'] = rates[i]
         sample.set_metainfo(meta)
     return data_samples
+
+
+@contextlib.contextmanager
+def all_tokens_active(backbone):
+    """Within the block, every dispatcher of ``backbone`` activates every
+    token (mask of ones): the dense teacher of self-distillation."""
+    dispatchers = backbone.dispatchers()
+    for dispatcher in dispatchers:
+        dispatcher.forward = lambda x: x.new_ones(x.shape[:2])
+    try:
+        yield backbone
+    finally:
+        for dispatcher in dispatchers:
+            del dispatcher.forward
