@@ -64,8 +64,10 @@ class ClsBaseDataset(BaseDataset):
     def __repr__(self) -> str:
         head = f'Dataset {type(self).__name__}'
         size = len(self) if self._fully_initialized else 'not loaded'
-        lines = [f'Number of samples: \t{size}',
-                 f'Number of classes: \t{self.num_classes}']
+        lines = [
+            f'Number of samples: \t{size}',
+            f'Number of classes: \t{self.num_classes}'
+        ]
         return '\n'.join([head] + ['    ' + line for line in lines])
 
 
@@ -124,8 +126,8 @@ def check_labels(labels: np.ndarray, num_classes: int, path: str) -> None:
                          f'[0, {num_classes}) ({bad.size} such items)')
 
 
-def read_annotation_list(path: str, num_classes: int
-                         ) -> List[Tuple[str, int, int]]:
+def read_annotation_list(path: str,
+                         num_classes: int) -> List[Tuple[str, int, int]]:
     """Read a ``relative/path label`` list (the VTAB-1K split format).
 
     Blank lines and lines starting with ``#`` are skipped. The path may
@@ -183,5 +185,7 @@ def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
 
 def image_sample(img: np.ndarray, label: int) -> dict:
     """The data-info dict of an in-memory sample."""
-    return dict(img=img, gt_label=int(label), img_shape=img.shape[:2],
+    return dict(img=img,
+                gt_label=int(label),
+                img_shape=img.shape[:2],
                 ori_shape=img.shape[:2])

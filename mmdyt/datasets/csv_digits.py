@@ -50,8 +50,11 @@ def read_csv_rows(path: str, skip_header: bool = False):
     return np.stack(rows), np.array(linenos)
 
 
-def split_indices(labels: np.ndarray, split: str, test_ratio: float,
-                  seed: int, stratify: bool = True) -> np.ndarray:
+def split_indices(labels: np.ndarray,
+                  split: str,
+                  test_ratio: float,
+                  seed: int,
+                  stratify: bool = True) -> np.ndarray:
     """Sorted indices of ``split`` in a fixed-seed train / test split.
 
     With ``stratify`` every class contributes ``round(n_c * test_ratio)``
@@ -127,7 +130,8 @@ class CSVDigits(ClsBaseDataset):
         self.skip_header, self.max_value = skip_header, max_value
         self.channels = channels
         super().__init__(classes=classes,
-                         ann_file=resolve(data_root, data_file), **kwargs)
+                         ann_file=resolve(data_root, data_file),
+                         **kwargs)
 
     def load_data_list(self):
         path = self.ann_file
@@ -144,7 +148,8 @@ class CSVDigits(ClsBaseDataset):
             raw_labels, pixels = rows[:, -1], rows[:, :-1]
         labels = np.array([
             parse_label(value, self.num_classes, f'{path}:{lineno}')
-            for value, lineno in zip(raw_labels, linenos)])
+            for value, lineno in zip(raw_labels, linenos)
+        ])
         max_value = self.max_value
         if max_value is None:
             max_value = 16 if pixels.max() <= 16 else 255
@@ -160,5 +165,7 @@ class CSVDigits(ClsBaseDataset):
             raise ValueError(f'{path}: empty {self.split!r} split '
                              f'(test_ratio={self.test_ratio}, '
                              f'{len(labels)} rows)')
-        return [image_sample(to_channels(images[i], self.channels),
-                             labels[i]) for i in keep]
+        return [
+            image_sample(to_channels(images[i], self.channels), labels[i])
+            for i in keep
+        ]

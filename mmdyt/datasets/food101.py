@@ -57,8 +57,8 @@ class Food101Dataset(ClsBaseDataset):
                 'metainfo', {}):
             kwargs['classes'] = read_class_names(
                 osp.join(data_root, 'meta', 'classes.txt'))
-        super().__init__(
-            ann_file=osp.join(data_root, 'meta', f'{split}.txt'), **kwargs)
+        super().__init__(ann_file=osp.join(data_root, 'meta', f'{split}.txt'),
+                         **kwargs)
 
     def load_data_list(self):
         path = require_file(self.ann_file, 'split file')

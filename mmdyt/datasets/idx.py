@@ -15,19 +15,24 @@ from mmengine.registry import DATASETS
 from .base import (DIGIT_CLASSES, ClsBaseDataset, check_labels, image_sample,
                    open_maybe_gzip, require_file, resolve, to_channels)
 
-IDX_DTYPES = {0x08: '>u1', 0x09: '>i1', 0x0B: '>i2', 0x0C: '>i4',
-              0x0D: '>f4', 0x0E: '>f8'}
+IDX_DTYPES = {
+    0x08: '>u1',
+    0x09: '>i1',
+    0x0B: '>i2',
+    0x0C: '>i4',
+    0x0D: '>f4',
+    0x0E: '>f8'
+}
 
-FASHION_MNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress',
-                         'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
-                         'Ankle boot')
+FASHION_MNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
+                         'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
 IDX_CLASSES = {'mnist': DIGIT_CLASSES, 'fashion-mnist': FASHION_MNIST_CLASSES}
 
 # split -> file name stem of the MNIST-family releases
-IDX_SPLIT_FILES = {'train': ('train-images-idx3-ubyte',
-                             'train-labels-idx1-ubyte'),
-                   'test': ('t10k-images-idx3-ubyte',
-                            't10k-labels-idx1-ubyte')}
+IDX_SPLIT_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')
+}
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -70,7 +75,9 @@ def read_idx(path: str) -> np.ndarray:
     if actual > expected:
         raise ValueError(f'{path}: {actual - expected} bytes of trailing '
                          f'data after the {expected} the header declares')
-    data = np.frombuffer(raw, dtype, count=expected // dtype.itemsize,
+    data = np.frombuffer(raw,
+                         dtype,
+                         count=expected // dtype.itemsize,
                          offset=header)
     return data.astype(dtype.newbyteorder('='), copy=True).reshape(shape)
 
@@ -154,5 +161,7 @@ class IDXDataset(ClsBaseDataset):
         if len(images) == 0:
             raise ValueError(f'{self.image_file}: empty split (0 images)')
         check_labels(labels, self.num_classes, self.label_file)
-        return [image_sample(to_channels(img, self.channels), label)
-                for img, label in zip(images, labels)]
+        return [
+            image_sample(to_channels(img, self.channels), label)
+            for img, label in zip(images, labels)
+        ]

@@ -32,8 +32,8 @@ class SVHN(ClsBaseDataset):
         if split not in SVHN_SPLITS:
             raise ValueError(f'SVHN: split {split!r} not in {SVHN_SPLITS}')
         self.split = split
-        super().__init__(
-            ann_file=osp.join(data_root, f'{split}_32x32.mat'), **kwargs)
+        super().__init__(ann_file=osp.join(data_root, f'{split}_32x32.mat'),
+                         **kwargs)
 
     def load_data_list(self):
         from scipy.io import loadmat
@@ -64,5 +64,4 @@ class SVHN(ClsBaseDataset):
         labels = y.astype(np.int64) % 10  # 10 -> digit 0
         images = np.ascontiguousarray(
             np.transpose(x, (3, 0, 1, 2)).astype(np.uint8, copy=False))
-        return [image_sample(img, label)
-                for img, label in zip(images, labels)]
+        return [image_sample(img, label) for img, label in zip(images, labels)]

@@ -82,8 +82,7 @@ class VTAB1k(ClsBaseDataset):
         self.task_dir = task_dir
         self.check_files = check_files
         kwargs.setdefault('classes', [str(i) for i in range(num_classes)])
-        super().__init__(
-            ann_file=osp.join(task_dir, f'{split}.txt'), **kwargs)
+        super().__init__(ann_file=osp.join(task_dir, f'{split}.txt'), **kwargs)
 
     def load_data_list(self):
         data_list = []

@@ -61,8 +61,14 @@ def write_food101(root, classes, train, test):
 
 def idx_bytes(array, code=0x08):
     """The IDX encoding of ``array`` (header + big-endian data)."""
-    dtype = {0x08: '>u1', 0x09: '>i1', 0x0B: '>i2', 0x0C: '>i4',
-             0x0D: '>f4', 0x0E: '>f8'}[code]
+    dtype = {
+        0x08: '>u1',
+        0x09: '>i1',
+        0x0B: '>i2',
+        0x0C: '>i4',
+        0x0D: '>f4',
+        0x0E: '>f8'
+    }[code]
     header = bytes([0, 0, code, array.ndim]) + struct.pack(
         f'>{array.ndim}I', *array.shape)
     return header + np.asarray(array).astype(dtype).tobytes()
@@ -90,5 +96,4 @@ def write_csv(path, rows, gz=False):
 
 def mmpretrain_pipeline(scale=32):
     """A real mmpretrain test pipeline for in-memory samples."""
-    return [dict(type='Resize', scale=(scale, scale)),
-            dict(type='PackInputs')]
+    return [dict(type='Resize', scale=(scale, scale)), dict(type='PackInputs')]

@@ -9,7 +9,8 @@ from mmdyt.datasets import CSVDigits, IDXDataset, read_idx, split_indices
 
 
 def _images(n, h=6, w=5, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (n, h, w),
+    return np.random.default_rng(seed).integers(0,
+                                                256, (n, h, w),
                                                 dtype=np.uint8)
 
 
@@ -39,7 +40,9 @@ def test_idx_explicit_files_and_dtypes(tmp_path):
     imgs = _images(3)
     write_idx(str(tmp_path / 'a.idx'), imgs)
     write_idx(str(tmp_path / 'b.idx'), np.array([1, 2, 0]), code=0x0C)
-    ds = IDXDataset(str(tmp_path), image_file='a.idx', label_file='b.idx',
+    ds = IDXDataset(str(tmp_path),
+                    image_file='a.idx',
+                    label_file='b.idx',
                     classes=['x', 'y', 'z'])
     assert ds.get_gt_labels().tolist() == [1, 2, 0]
     floats = np.linspace(-1, 1, 6).reshape(2, 3)
@@ -105,7 +108,7 @@ def test_idx_dataset_errors(tmp_path):
                        match=f'{lbl_file}: item 2: label 12 outside'):
         build()
     write_idx(img_file, np.zeros((0, 6, 5), np.uint8))
-    write_idx(lbl_file, np.zeros((0,), np.uint8))
+    write_idx(lbl_file, np.zeros((0, ), np.uint8))
     with pytest.raises(ValueError, match=f'{img_file}: empty split'):
         build()
     write_idx(img_file, np.zeros((2, 6, 5), np.int32), code=0x0C)
@@ -141,15 +144,17 @@ def test_csv_split(tmp_path):
     assert img.shape == (4, 4, 3) and img.dtype == np.uint8
     # fixed seed: same split again, disjoint train / test
     again = CSVDigits(path, split='test', test_ratio=0.2, seed=3)
-    imgs = lambda ds: {ds.get_data_info(i)['img'].tobytes()  # noqa: E731
-                       for i in range(len(ds))}
+    imgs = lambda ds: {
+        ds.get_data_info(i)['img'].tobytes()  # noqa: E731
+        for i in range(len(ds))
+    }
     assert imgs(again) == imgs(test)
     assert not imgs(train) & imgs(test)
     assert imgs(train) | imgs(test) == imgs(full)
     other = CSVDigits(path, split='test', test_ratio=0.2, seed=4)
     assert imgs(other) != imgs(test)
-    assert CSVDigits(path, split='test', stratify=False, channels=1
-                     ).get_data_info(0)['img'].shape == (4, 4, 1)
+    assert CSVDigits(path, split='test', stratify=False,
+                     channels=1).get_data_info(0)['img'].shape == (4, 4, 1)
 
 
 def test_csv_label_first_and_scaling(tmp_path):
@@ -174,8 +179,7 @@ def test_csv_errors(tmp_path):
     path = str(tmp_path / 'd.csv')
     rows = _digit_rows(2)
     write_csv(path, rows[:3] + [rows[3][:-2]] + rows[4:])
-    with pytest.raises(ValueError,
-                       match=f'{path}:4: 15 columns, expected 17'):
+    with pytest.raises(ValueError, match=f'{path}:4: 15 columns, expected 17'):
         CSVDigits(path)
     rows[2][-1] = 10
     write_csv(path, rows)
@@ -218,11 +222,16 @@ def test_in_memory_pipeline_and_wrappers(tmp_path, mmpretrain_scope):
     write_idx(str(tmp_path / 'i.idx.gz'), _images(5, 28, 28))
     write_idx(str(tmp_path / 'l.idx.gz'), np.array([0, 0, 0, 0, 1], np.uint8))
     for channels in (1, 3):
-        ds = DATASETS.build(dict(
-            type='IDXDataset', data_root=str(tmp_path), image_file='i.idx.gz',
-            label_file='l.idx.gz', channels=channels,
-            pipeline=[dict(type='Resize', scale=(32, 32)),
-                      dict(type='PackInputs')]))
+        ds = DATASETS.build(
+            dict(type='IDXDataset',
+                 data_root=str(tmp_path),
+                 image_file='i.idx.gz',
+                 label_file='l.idx.gz',
+                 channels=channels,
+                 pipeline=[
+                     dict(type='Resize', scale=(32, 32)),
+                     dict(type='PackInputs')
+                 ]))
         out = ds[4]
         assert tuple(out['inputs'].shape) == (channels, 32, 32)
         assert out['data_samples'].gt_label.tolist() == [1]

