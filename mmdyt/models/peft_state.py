@@ -10,6 +10,9 @@ runner's checkpoints use) keep only
 * the name of the base checkpoint, in the state dict's ``_metadata`` under
   the model's prefix (``_metadata[''][PEFT_METADATA_KEY]``),
 
+while a model without a base checkpoint (trained from scratch, or a test
+with ``pretrained=None``) saves everything,
+
 as mmpretrain's ``LoRAModel`` does. Loading such a state dict (``load_state_dict``,
 mmengine's ``load_checkpoint``, the runner's ``load_from`` / resume) first
 loads the named base checkpoint through ``load_base`` and fills the missing
@@ -48,12 +51,12 @@ def install_peft_state(model: nn.Module, base_checkpoint, load_base):
     """
 
     def keep_trainable(module, state_dict, prefix, local_metadata):
-        frozen = frozen_parameter_names(module)
-        if not frozen:
+        base = base_checkpoint()
+        if base is None:
             return
-        for name in frozen:
+        for name in frozen_parameter_names(module):
             state_dict.pop(prefix + name, None)
-        local_metadata[PEFT_METADATA_KEY] = base_checkpoint()
+        local_metadata[PEFT_METADATA_KEY] = base
 
     def fill_frozen(module, state_dict, prefix, local_metadata, strict,
                     missing_keys, unexpected_keys, error_msgs):
