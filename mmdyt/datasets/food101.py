@@ -53,8 +53,9 @@ class Food101Dataset(ClsBaseDataset):
         self.split = split
         self.check_files = check_files
         self.root = data_root
-        if 'classes' not in kwargs and 'classes' not in kwargs.get(
-                'metainfo', {}):
+        given = kwargs.get('classes') or (kwargs.get('metainfo')
+                                          or {}).get('classes')
+        if not given:
             kwargs['classes'] = read_class_names(
                 osp.join(data_root, 'meta', 'classes.txt'))
         super().__init__(ann_file=osp.join(data_root, 'meta', f'{split}.txt'),

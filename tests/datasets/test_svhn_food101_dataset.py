@@ -142,3 +142,9 @@ def test_food101_errors(food_root):
     os.remove(classes)
     with pytest.raises(FileNotFoundError, match=f'{classes}: class list'):
         Food101Dataset(food_root, split='test')
+
+
+def test_food101_explicit_classes(food_root):
+    ds = Food101Dataset(food_root, split='test', metainfo=None,
+                        classes=['baby_back_ribs', 'apple_pie'])
+    assert ds.get_gt_labels().tolist() == [0, 1]
