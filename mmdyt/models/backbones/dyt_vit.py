@@ -25,6 +25,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
 from ..layers import LoRALinear, TokenDispatcher, build_adapter, resize_pos_embed
+from ..petl import apply_petl
 from .checkpoint import load_vit_checkpoint
 
 ARCHS = {
@@ -330,6 +331,9 @@ class DyTVisionTransformer(BaseModule):
             (True) or run the masked path (False, for checking).
         pretrained (str | None): ViT checkpoint (mmpretrain, timm or original
             ``.npz``) loaded by :meth:`init_weights`.
+        petl (dict | list[dict] | None): PETL modules patched in by
+            :func:`mmdyt.models.petl.apply_petl`, e.g.
+            ``dict(type='rep_adapter', dim=8)`` or ``dict(type='houlsby')``.
     """
 
     def __init__(self, arch='b', img_size=224, patch_size=16, in_channels=3,
@@ -338,7 +342,7 @@ class DyTVisionTransformer(BaseModule):
                  lora_alpha=8.0, num_prompts=0, freeze_pretrained=True,
                  out_type='cls_token', out_indices=-1, final_norm=True,
                  drop_path_rate=0.0, skip_inactive=True, qkv_bias=True,
-                 pretrained=None, init_cfg=None):
+                 pretrained=None, petl=None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
         if dispatch not in DISPATCH_VARIANTS:
@@ -391,6 +395,8 @@ class DyTVisionTransformer(BaseModule):
             self.prompts = nn.Parameter(
                 torch.empty(num_layers, num_prompts, embed_dims).uniform_(-bound, bound))
         self._init_vit_weights()
+        if petl is not None:
+            apply_petl(self, petl)
         self._set_trainable()
         self._last_num_tokens = None
 
