@@ -1,0 +1,9 @@
+# Dynamic full tuning (DyT dispatch, all ViT weights trained, lr / 10), ViT-B/16 + cross-attention head, SSv2 8 uniform frames
+_base_ = [
+    '../_base_/models/dyt_vit-b16.py',
+    '../_base_/datasets/ssv2_u8.py',
+    '../_base_/schedules/adamw_cosine_50e.py',
+    '../_base_/default_runtime.py'
+]
+model = dict(backbone=dict(freeze_pretrained=False), cls_head=dict(num_classes=174))
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
