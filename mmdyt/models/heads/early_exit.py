@@ -1,0 +1,158 @@
+"""Early-exit heads of Dyn-Adapter (paper Sec. 3.2, 3.4), toolbox-neutral.
+
+* :class:`ExitHead`: a linear or MLP classifier on the class token.
+* :func:`balanced_head_specs`: head balance, heavier (MLP) heads on the
+  shallow exits and light (linear) heads on the deep ones.
+* :func:`first_exit` / :func:`calibrate_thresholds`: the confidence-threshold
+  exit policy and its calibration to a FLOPs budget.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..backbones.dyt_vit import LN_FLOPS_PER_ELEMENT
+
+HEAD_TYPES = ('linear', 'mlp')
+
+
+class ExitHead(nn.Module):
+    """``[LayerNorm] -> Linear`` or ``[LayerNorm] -> Linear -> GELU ->
+    Dropout -> Linear`` on a feature vector.
+
+    Args:
+        in_channels (int): C.
+        num_classes (int): K.
+        type (str): 'linear' or 'mlp'.
+        hidden_dims (int | None): MLP hidden width (default C // 4).
+        dropout (float): dropout before the last linear layer.
+        norm (bool): own LayerNorm first (the intermediate block outputs of a
+            pre-norm ViT are not normalised).
+
+    Shapes:
+        x: (B, C) -> logits (B, K)
+    """
+
+    def __init__(self, in_channels, num_classes, type='linear', hidden_dims=None,
+                 dropout=0.0, norm=True):
+        super().__init__()
+        if type not in HEAD_TYPES:
+            raise ValueError(f'exit head type must be one of {HEAD_TYPES}, got {type!r}')
+        self.type = type
+        self.norm = nn.LayerNorm(in_channels, eps=1e-6) if norm else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+        if type == 'mlp':
+            hidden_dims = hidden_dims or max(in_channels // 4, 1)
+            self.hidden = nn.Linear(in_channels, hidden_dims)
+            self.fc = nn.Linear(hidden_dims, num_classes)
+        else:
+            self.hidden = None
+            self.fc = nn.Linear(in_channels, num_classes)
+        nn.init.trunc_normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        x = self.norm(x)
+        if self.hidden is not None:
+            x = F.gelu(self.hidden(x))
+        return self.fc(self.dropout(x))
+
+    def flops(self):
+        """Multiply-adds per sample (fvcore convention)."""
+        total = self.fc.in_features * self.fc.out_features
+        if self.hidden is not None:
+            total += self.hidden.in_features * self.hidden.out_features
+        if isinstance(self.norm, nn.LayerNorm):
+            total += LN_FLOPS_PER_ELEMENT * self.norm.normalized_shape[0]
+        return total
+
+
+def balanced_head_specs(num_exits, num_heavy=None, hidden_dims=None, last_norm=False):
+    """Head balance: MLP heads on the first ``num_heavy`` exits (default
+    half of them), linear heads on the rest.
+
+    Args:
+        num_exits (int): S.
+        num_heavy (int | None): exits with an MLP head.
+        hidden_dims (int | None): MLP hidden width.
+        last_norm (bool): whether the last head has its own LayerNorm (False
+            when the backbone's final norm precedes it).
+
+    Returns:
+        list[dict]: keyword arguments of :class:`ExitHead`, one per exit.
+    """
+    num_heavy = num_exits // 2 if num_heavy is None else num_heavy
+    if not 0 <= num_heavy <= num_exits:
+        raise ValueError(f'num_heavy must be in [0, {num_exits}], got {num_heavy}')
+    specs = [dict(type='mlp', hidden_dims=hidden_dims) if i < num_heavy else
+             dict(type='linear') for i in range(num_exits)]
+    specs[-1]['norm'] = last_norm
+    return specs
+
+
+def reaches_threshold(confidence, threshold):
+    """``confidence >= threshold``, never for a threshold of 1.0 or more
+    (that disables an exit even for a saturated softmax). Broadcasts."""
+    return (confidence >= threshold) & (torch.as_tensor(threshold) < 1).to(confidence.device)
+
+
+def first_exit(confidences, thresholds):
+    """Index of the first exit whose confidence reaches its threshold.
+
+    A sample leaves at exit j when ``confidences[:, j] >= thresholds[j]``; a
+    threshold of 1.0 or more disables its exit; the last exit takes whatever
+    is left (its threshold is ignored).
+
+    Args:
+        confidences (Tensor): (B, S) max softmax probability per exit.
+        thresholds (Sequence[float] | Tensor): (S,).
+
+    Returns:
+        Tensor: (B,) long exit indices.
+    """
+    thresholds = torch.as_tensor(thresholds, dtype=confidences.dtype,
+                                 device=confidences.device)
+    if thresholds.shape != confidences.shape[1:]:
+        raise ValueError(f'{confidences.shape[1]} exits need as many thresholds, '
+                         f'got {thresholds.tolist()}')
+    passed = reaches_threshold(confidences, thresholds)
+    passed[:, -1] = True
+    return passed.int().argmax(1)
+
+
+def calibrate_thresholds(confidences, cum_flops, budget_flops):
+    """The highest threshold, shared by all early exits, whose mean FLOPs
+    stay within a budget.
+
+    Lowering a shared threshold can only move each sample's exit earlier, so
+    the mean FLOPs fall monotonically with it; a bisection over the observed
+    confidences finds the largest one that meets the budget.
+
+    Args:
+        confidences (Tensor): (N, S) max softmax probability per exit.
+        cum_flops (Tensor): (N, S) multiply-adds of a sample leaving at each
+            exit (everything it ran up to and including that head).
+        budget_flops (float): allowed mean multiply-adds per sample.
+
+    Returns:
+        list[float]: S thresholds (the last, ignored, is 0.0).
+
+    Raises:
+        ValueError: the budget is below the cost of leaving at the first exit.
+    """
+    def mean_flops(t):
+        exits = first_exit(confidences, [t] * (confidences.shape[1] - 1) + [0.0])
+        return cum_flops.gather(1, exits[:, None]).double().mean().item()
+
+    candidates = torch.unique(torch.cat([confidences[:, :-1].flatten().cpu(),
+                                         torch.tensor([0.0, 1.0])])).tolist()
+    if mean_flops(0.0) > budget_flops:
+        raise ValueError(f'budget of {budget_flops / 1e9:.3f} GFLOPs is below the cost of '
+                         f'exiting at the first head ({mean_flops(0.0) / 1e9:.3f} GFLOPs)')
+    low, high = 0, len(candidates) - 1  # candidates[low] meets the budget
+    while low < high:
+        mid = (low + high + 1) // 2
+        if mean_flops(candidates[mid]) <= budget_flops:
+            low = mid
+        else:
+            high = mid - 1
+    return [candidates[low]] * (confidences.shape[1] - 1) + [0.0]
