@@ -44,8 +44,13 @@ def parse_args(argv=None):
     return args
 
 
-def select_dist_backend(cfg):
-    """Use ``gloo`` instead of ``nccl`` when CUDA is unavailable."""
+def setup_cpu_distributed(cfg):
+    """Run the pytorch launcher without CUDA: gloo, CPU process group, CPU DDP.
+
+    mmengine asks for ``nccl`` by default and its pytorch launcher calls
+    ``torch.cuda.set_device``; the runner skips its own set-up when a process
+    group already exists, so start one here with ``gloo``.
+    """
     if cfg.launcher == 'none' or torch.cuda.is_available():
         return
     env_cfg = cfg.setdefault('env_cfg', ConfigDict())
@@ -54,6 +59,16 @@ def select_dist_backend(cfg):
         dist_cfg['backend'] = 'gloo'
         print_log('CUDA is unavailable: using the gloo backend instead of nccl',
                   logger='current')
+    if cfg.launcher != 'pytorch' or torch.distributed.is_initialized():
+        return
+    init_kwargs = {k: v for k, v in dist_cfg.items() if k != 'init_backend'}
+    torch.distributed.init_process_group(**init_kwargs)
+    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
 
 
 def enable_visualization(cfg, show_dir):
@@ -87,7 +102,7 @@ def merge_args(cfg, args):
         cfg.merge_from_dict(args.cfg_options)
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
-    select_dist_backend(cfg)
+    setup_cpu_distributed(cfg)
     return cfg
 
 
