@@ -1,0 +1,30 @@
+# Dyn-Adapter (early exits) on ViT-B/16 (ImageNet-21k) with a Houlsby adapter
+# (d=8) after attn.proj and mlp.fc2: exits after blocks 3, 6, 9, 12 (T=3, S=4),
+# MLP heads on the shallow half, linear on the deep half; stage dropout 0.5 /
+# 0.1; loss priority (lambda_shallow 0.1 -> 0.5, lambda_deep 1.0 -> 0.5);
+# gradient masks p_m=0.1 (Dyn-Adapter Sec. 3-4). Thresholds default to 1.0
+# (every sample takes the last head) until calibrate_exits.py sets them.
+_base_ = ['../../_base_/default_runtime.py']
+model = dict(
+    type='EarlyExitClassifier',
+    backbone=dict(
+        type='DyTVisionTransformer',
+        arch='b',
+        img_size=224,
+        patch_size=16,
+        dispatch=None,
+        adapter_dim=None,
+        petl=dict(type='houlsby', dim=8, scale=1.0, dropout=0.1),
+        freeze_pretrained=True,
+        pretrained='data/pretrained/vit-b16_in21k.npz'),
+    num_classes=1000,
+    exit_interval=3,
+    heads=None,
+    stage_dropout=dict(shallow=0.5, deep=0.1),
+    thresholds=None,
+    loss=dict(type='CrossEntropyLoss', loss_weight=1.0))
+custom_hooks = [
+    dict(type='LossPriorityHook', shallow_start=0.1, deep_start=1.0, meet=0.5,
+         policy='cosine'),
+    dict(type='GradientMaskHook', mask_prob=0.1),
+]

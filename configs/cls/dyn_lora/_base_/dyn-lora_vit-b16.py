@@ -1,0 +1,5 @@
+# Dyn-LoRA: Dyn-Adapter's early exits with LoRA (rank 8) on every qkv
+# projection instead of the Houlsby adapter; stage dropout acts on the LoRA
+# branch dropout. Merge LoRA into qkv for deployment (mmdyt.models.petl.merge_petl).
+_base_ = ['../../dyn_adapter/_base_/dyn-adapter_vit-b16.py']
+model = dict(backbone=dict(petl=None, lora_rank=8, lora_alpha=8.0))
