@@ -1,9 +1,10 @@
 """Decord loading that never turns an unreadable video into a silent wrong
 label: the error names the file, or, with ``skip_corrupt=True``, the sample
 is dropped with a warning that names it."""
+import warnings
+
 from mmaction.datasets.transforms import DecordDecode, DecordInit
 from mmaction.registry import TRANSFORMS
-from mmengine.logging import print_log
 
 
 class _CheckedVideoTransform:
@@ -26,7 +27,7 @@ class _CheckedVideoTransform:
             message = f'cannot read video {filename}: {type(err).__name__}: {err}'
             if not self.skip_corrupt:
                 raise ValueError(message) from err
-            print_log(f'skipping corrupt video: {message}', logger='current', level=30)
+            warnings.warn(f'skipping corrupt video: {message}')
             return None
         return results
 
