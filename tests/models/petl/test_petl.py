@@ -1,0 +1,116 @@
+"""PETL modules patched into the shared backbone: training, merging, FLOPs."""
+import pytest
+import torch
+import torch.nn as nn
+
+from mmdyt.models.backbones import DyTVisionTransformer
+from mmdyt.models.petl import (GroupLinear, RepAdapterLinear, SequentialAdapterLinear,
+                               apply_petl, merge_petl, petl_flops, set_dropout)
+
+TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+SETTINGS = {
+    'houlsby': dict(petl=dict(type='houlsby', dim=8)),
+    'lora': dict(lora_rank=4),
+    'rep_adapter': dict(petl=dict(type='rep_adapter', dim=8, groups=2)),
+}
+
+
+def tiny_vit(**kwargs):
+    return DyTVisionTransformer(arch=TINY, img_size=32, patch_size=8, dispatch=None,
+                                adapter_dim=None, **kwargs)
+
+
+def randomize_petl(model):
+    """Zero-initialised up projections would make merging trivially exact."""
+    torch.manual_seed(1)
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            param.data.normal_(0, 0.05)
+
+
+@pytest.mark.parametrize('setting', sorted(SETTINGS))
+def test_each_petl_module_trains_and_only_it_changes(setting):
+    torch.manual_seed(0)
+    model = tiny_vit(**SETTINGS[setting])
+    for name, param in model.named_parameters():  # pretrained-like scale
+        if name.endswith('weight') and param.ndim == 2 and not param.requires_grad:
+            param.data.normal_(0, 0.15)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all('petl_' in n or 'lora_' in n for n in trainable)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    head = nn.Linear(48, 4).requires_grad_(False)
+    x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 4
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss = nn.functional.cross_entropy(head(model(x)[0]), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    for name, param in model.named_parameters():
+        if name in frozen:
+            assert torch.equal(param, frozen[name]), name
+
+
+@pytest.mark.parametrize('setting', ['lora', 'rep_adapter'])
+def test_merged_equals_unmerged(setting):
+    torch.manual_seed(0)
+    model = tiny_vit(**SETTINGS[setting]).eval()
+    randomize_petl(model)
+    x = torch.randn(4, 3, 40, 32)
+    with torch.no_grad():
+        before = model(x)[0]
+        assert merge_petl(model) == 2 * 3 if setting == 'rep_adapter' else 3
+        after = model(x)[0]
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(before, tiny_vit()(x)[0], atol=1e-3)
+
+
+def test_rep_adapter_merge_without_bias_and_group_weight():
+    torch.manual_seed(0)
+    layer = RepAdapterLinear(nn.Linear(12, 6, bias=False), dim=4, groups=2, scale=0.7).eval()
+    nn.init.normal_(layer.petl_up.weight)
+    nn.init.normal_(layer.petl_up.bias)
+    x = torch.randn(5, 12)
+    dense = x @ layer.petl_down.weight.T + layer.petl_down.bias
+    reference = dense @ layer.petl_up.dense_weight().T + layer.petl_up.bias
+    torch.testing.assert_close(layer.petl_up(dense), reference)
+    expected = layer(x)
+    layer.merge()
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    assert layer.flops(10) == 0
+
+
+def test_petl_keeps_checkpoint_names_and_counts_flops():
+    plain, patched = tiny_vit(), tiny_vit(petl=[dict(type='rep_adapter', dim=8),
+                                                 dict(type='houlsby', dim=4)])
+    assert set(plain.state_dict()) <= set(patched.state_dict())
+    block = patched.blocks[0]
+    assert isinstance(block.attn.qkv, RepAdapterLinear)
+    assert isinstance(block.mlp.fc2, SequentialAdapterLinear)
+    patched(torch.randn(2, 3, 32, 32))
+    n = 17  # 16 patches + class token
+    rep = n * 48 * 8 + n * 8 * 48 // 2
+    houlsby = 2 * n * 48 * 4  # down and up
+    assert petl_flops(block, n) == 2 * rep + 2 * houlsby
+
+
+def test_bad_petl_arguments():
+    with pytest.raises(ValueError, match='petl type must be one of'):
+        tiny_vit(petl=dict(type='prefix'))
+    with pytest.raises(ValueError, match='LoRA and RepAdapter'):
+        tiny_vit(lora_rank=4, petl=dict(type='rep_adapter'))
+    with pytest.raises(ValueError, match='groups=3 must divide'):
+        GroupLinear(8, 48, groups=3)
+    model = tiny_vit()
+    with pytest.raises(ValueError, match='petl type'):
+        apply_petl(model, [dict(dim=8)])
+
+
+def test_set_dropout_reaches_every_petl_dropout():
+    model = tiny_vit(petl=[dict(type='rep_adapter'), dict(type='houlsby')], lora_rank=0)
+    set_dropout(model.blocks[1], 0.5)
+    rates = {name: m.p for name, m in model.named_modules() if isinstance(m, nn.Dropout)}
+    assert rates and all((p == 0.5) == name.startswith('blocks.1.') for name, p in rates.items())
