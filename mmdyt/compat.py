@@ -43,6 +43,17 @@ class _MmcvOpsStandIn(types.ModuleType):
     needs ``mmcv._ext`` yields a placeholder that raises on use.
     """
 
+    def bind_shadowed_names(self):
+        """Resolve names equal to their submodule's name (``point_sample``).
+
+        Importing a submodule sets it as an attribute of its package, which
+        would hide the op of the same name; resolving these now, once the
+        stand-in is in ``sys.modules``, keeps the op as the attribute.
+        """
+        for name, (submodule, _) in self._sources.items():
+            if name == submodule:
+                getattr(self, name)
+
     def __init__(self, ops_dir):
         super().__init__('mmcv.ops', self.__doc__)
         self.__path__ = [ops_dir]
@@ -97,6 +108,7 @@ def fix_mmcv_ops():
     import mmcv
     ops_dir = osp.join(osp.dirname(mmcv.__file__), 'ops')
     sys.modules['mmcv.ops'] = mmcv.ops = _MmcvOpsStandIn(ops_dir)
+    mmcv.ops.bind_shadowed_names()
 
 
 def fix_mmaction_drn():
