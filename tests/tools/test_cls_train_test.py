@@ -1,0 +1,106 @@
+"""Two training iterations and a test run of every classification method
+family through tools/train.py and tools/test.py, on a VTAB-1K task the test
+writes in the real on-disk format (JPEGs + split lists)."""
+import glob
+import importlib.util
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip('mmpretrain')
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tests', 'datasets'))
+from dataset_writers import write_vtab_task  # noqa: E402
+
+TASK, NUM_CLASSES = 'eurosat', 10
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# family -> (config, whether the backbone dispatches tokens)
+FAMILIES = {
+    'dyt_vtab': ('configs/cls/dyt/dyt-r0.5-d8_vit-b16_vtab1k.py', True),
+    'dyt_distill': ('configs/cls/dyt/dyt-distill-r0.5_vit-b16_food101.py', True),
+    'dyt_moe': ('configs/cls/dyt/dyt-moe4-r0.5_vit-b16_food101.py', True),
+    'adaptformer': ('configs/cls/adaptformer/adaptformer-d64_vit-b16_food101.py', False),
+    'lora': ('configs/cls/lora/lora-r8_vit-b16_food101.py', False),
+    'vpt': ('configs/cls/vpt/vpt-deep10_vit-b16_food101.py', False),
+    'linear': ('configs/cls/linear/linear_vit-b16_food101.py', False),
+    'full': ('configs/cls/full/full_vit-b16_food101.py', False),
+    'dynamic_full': ('configs/cls/dynamic_full/dynamic_full-r0.5_vit-b16_food101.py', True),
+}
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f'mmdyt_tool_{name}',
+                                                  osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two shared cores: several threads per process only slow it down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def vtab_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('vtab-1k'))
+    write_vtab_task(root, TASK, {'train800val200': [0, 3, 7, 9], 'test': [1, 3, 5, 9]})
+    return root
+
+
+def tiny_options(data_root, name):
+    """--cfg-options: a 12-layer 192-wide ViT on 7x7 patches, the tiny VTAB
+    task in place of the config's dataset, one epoch of two iterations, no validation."""
+    options = [
+        'model.backbone.arch=t', 'model.backbone.patch_size=32',
+        'model.backbone.pretrained=None', 'model.head.in_channels=192',
+        f'model.head.num_classes={NUM_CLASSES}', 'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=10', 'default_hooks.logger.interval=1',
+        f'experiment_name={name}',
+    ]
+    splits = dict(train_dataloader='train800val200', val_dataloader='test',
+                  test_dataloader='test')
+    for loader in LOADERS:
+        options += [f'{loader}.batch_size=2', f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False',
+                    f'{loader}.dataset.type=VTAB1k', f'{loader}.dataset.data_root={data_root}',
+                    f'{loader}.dataset.task={TASK}', f'{loader}.dataset.split={splits[loader]}']
+    return options
+
+
+@pytest.mark.parametrize('family', sorted(FAMILIES))
+def test_train_two_iters_and_test(family, vtab_root, tmp_path):
+    config, dispatching = FAMILIES[family]
+    work_dir = str(tmp_path / family)
+    train, test = load_tool('train'), load_tool('test')
+    train.main([osp.join(ROOT, config), '--work-dir', work_dir, '--cfg-options'] +
+               tiny_options(vtab_root, f'{family}_train'))
+
+    log = open(glob.glob(osp.join(work_dir, '*', '*.log'))[0]).read()
+    assert 'Epoch(train) [1][2/2]' in log
+    assert 'gflops:' in log
+    if dispatching:
+        assert 'loss_rate:' in log
+        assert 'rate_layer0:' in log and 'rate_layer11:' in log
+        assert 'activation_rate:' in log
+    if family == 'dyt_distill':
+        assert 'loss_teacher:' in log and 'loss_distill:' in log
+
+    checkpoint = osp.join(work_dir, 'epoch_1.pth')
+    assert osp.isfile(checkpoint)
+    metrics = test.main([osp.join(ROOT, config), checkpoint, '--work-dir', work_dir,
+                         '--cfg-options'] + tiny_options(vtab_root, f'{family}_test'))
+    assert 0.0 <= metrics['accuracy/top1'] <= 100.0
+    assert metrics['efficiency/gflops'] > 0
+    if dispatching:
+        assert 0.0 <= metrics['efficiency/activation_rate'] <= 1.0
+        assert 'efficiency/rate_layer11' in metrics
+    else:
+        assert 'efficiency/activation_rate' not in metrics
