@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from ..layers import LoRALinear, TokenDispatcher, build_adapter, resize_pos_embed
+from ..layers import (Adapter, LoRALinear, TokenDispatcher, build_adapter,
+                      resize_pos_embed)
 from ..petl import apply_petl
 from .checkpoint import load_vit_checkpoint
 
@@ -228,13 +229,9 @@ class DyTBlock(nn.Module):
         if 'attn' not in self.dispatchers:
             return x + self._residual(self.attn(self.norm1(x)))
         mask = self._dispatch('attn', x)
-        update = self._adapter('attn', x)
         if skip_inactive:
-            packed = PackedTokens(mask)
-            active = x.flatten(0, 1).index_select(0, packed.flat_index)
-            out = self.attn.forward_packed(self.norm1(active), packed)
-            x = x + update
-            return x.flatten(0, 1).index_add(0, packed.flat_index, out).view_as(x)
+            return self._skip('attn', x, mask, self._attention, pack=True)
+        update = self._adapter('attn', x)
         mask = mask.to(x.dtype)
         out = self.attn(self.norm1(x), key_mask=mask) * mask[..., None]
         return x + self._residual(out) + update
@@ -244,31 +241,71 @@ class DyTBlock(nn.Module):
             out = self._residual(self.mlp(self.norm2(x)))
             return x + out + self._adapter('mlp', x)
         mask = self._dispatch('mlp', x)
-        update = self._adapter('mlp', x)
         if skip_inactive:
-            index = mask.flatten().nonzero().squeeze(1)
-            active = x.flatten(0, 1).index_select(0, index)
-            out = self.mlp(self.norm2(active))
-            x = x + update
-            return x.flatten(0, 1).index_add(0, index, out).view_as(x)
+            return self._skip('mlp', x, mask, lambda tokens, packed: self.mlp(self.norm2(tokens)))
+        update = self._adapter('mlp', x)
         out = self.mlp(self.norm2(x)) * mask.to(x.dtype)[..., None]
         return x + self._residual(out) + update
 
     def _forward_layer(self, x, skip_inactive):
         mask = self._dispatch('layer', x)
-        update = self._adapter('layer', x)
         if skip_inactive:
-            packed = PackedTokens(mask)
-            active = x.flatten(0, 1).index_select(0, packed.flat_index)
-            y = active + self.attn.forward_packed(self.norm1(active), packed)
-            y = y + self.mlp(self.norm2(y))
-            x = x + update
-            return x.flatten(0, 1).index_add(0, packed.flat_index,
-                                             y - active).view_as(x)
+            return self._skip('layer', x, mask, self._layer_delta, pack=True)
+        update = self._adapter('layer', x)
         mask = mask.to(x.dtype)
         y = x + self._residual(self.attn(self.norm1(x), key_mask=mask))
         y = y + self._residual(self.mlp(self.norm2(y)))
         return x + (y - x) * mask[..., None] + update
+
+    # ---- skipping path (inference) -----------------------------------------
+    def _with_adapter(self, part, x):
+        """``x + adapter(x)`` as a new contiguous (B, N, C) tensor. A plain
+        adapter in eval mode is fused into the residual: one ``addmm`` adds
+        its up projection to ``x``."""
+        adapter = self.adapters[part] if part in self.adapters else None
+        if type(adapter) is not Adapter or adapter.training:
+            return x + self._adapter(part, x)
+        flat = x.reshape(-1, x.shape[-1])
+        hidden = F.relu(adapter.down(flat), inplace=True)
+        out = torch.addmm(flat, hidden, adapter.up.weight.t(), alpha=adapter.scale)
+        return out.add_(adapter.up.bias, alpha=adapter.scale).view_as(x)
+
+    def _skip(self, part, x, mask, delta, pack=False):
+        """Skipping path: every token gets ``x + adapter(x)``, and only the
+        active ones also get ``delta`` of the dispatched part.
+
+        Args:
+            part (str): 'attn', 'mlp' or 'layer'.
+            x (Tensor): (B, N, C), contiguous.
+            mask (Tensor): (B, N) bool.
+            delta (callable): ``delta(tokens, packed)`` -> update of the
+                tokens, shaped like them. Called with all tokens (B, N, C) and
+                ``packed=None`` when every token is active (no gather or
+                scatter), else with the (S, C) active tokens and their
+                :class:`PackedTokens` (``pack=True``) or None.
+            pack (bool): whether ``delta`` needs the packing (attention).
+
+        Returns:
+            Tensor: (B, N, C).
+        """
+        out = self._with_adapter(part, x)
+        if bool(mask.all()):
+            return out.add_(delta(x, None))
+        packed = PackedTokens(mask) if pack else None
+        index = packed.flat_index if pack else mask.flatten().nonzero().squeeze(1)
+        active = x.reshape(-1, x.shape[-1]).index_select(0, index)
+        out.view(-1, x.shape[-1]).index_add_(0, index, delta(active, packed))
+        return out
+
+    def _attention(self, tokens, packed):
+        """Attention of the active tokens: dense when ``packed`` is None."""
+        if packed is None:
+            return self.attn(self.norm1(tokens))
+        return self.attn.forward_packed(self.norm1(tokens), packed)
+
+    def _layer_delta(self, tokens, packed):
+        attn = self._attention(tokens, packed)
+        return attn + self.mlp(self.norm2(tokens + attn))
 
     def active_counts(self, num_tokens):
         """Active tokens per sample of the last forward for the attention and

@@ -1,0 +1,168 @@
+"""Helpers of ``tools/analysis_tools/benchmark.py``: the dense baseline,
+forced activation rates, interleaved timing and training-step cost."""
+import resource
+import statistics
+import time
+
+import torch
+
+from ..models.task_utils import find_dyt_backbone
+from .flops import tensor_forward
+
+
+def dense_baseline(backbone):
+    """mmpretrain's own ``VisionTransformer`` of the DyT backbone's arch (no
+    adapters, no dispatchers), in eval mode: the model a user would
+    otherwise run."""
+    from mmpretrain.models import VisionTransformer
+    arch = {k: backbone.arch_settings[k] for k in
+            ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')}
+    model = VisionTransformer(arch=arch, img_size=backbone.img_size,
+                              patch_size=backbone.patch_size,
+                              out_type='cls_token', final_norm=backbone.final_norm)
+    model.eval()  # mmpretrain's train() returns None, so no chaining
+    return model
+
+
+@torch.no_grad()
+def force_activation_rate(backbone, rate, inputs):
+    """Set every dispatcher's gate bias so that a fraction ``rate`` of the
+    patch tokens of ``inputs`` is active in every layer.
+
+    Deterministic: one forward in which each gate, before it decides, moves
+    its bias by the (1 - rate)-quantile of its logits on this very input (the
+    median for 0.5). ``rate=1`` (``0``) makes every bias +1e4 (-1e4).
+
+    Args:
+        backbone (DyTVisionTransformer): in eval mode.
+        rate (float): in [0, 1].
+        inputs (Tensor): the input of the backbone, e.g. (B, 3, H, W).
+
+    Returns:
+        Tensor: (num_dispatchers,) activation rates of the resulting forward.
+    """
+    if not 0 <= rate <= 1:
+        raise ValueError(f'rate must be in [0, 1], got {rate}')
+    dispatchers = backbone.dispatchers()
+    if not dispatchers:
+        raise ValueError('the backbone has no dispatchers (dispatch=None)')
+    if rate in (0, 1):
+        for dispatcher in dispatchers:
+            dispatcher.gate.weight.zero_()
+            dispatcher.gate.bias.fill_(1e4 if rate == 1 else -1e4)
+    else:
+        def center(dispatcher, args):
+            logits = dispatcher.gate(args[0][:, dispatcher.num_fixed_tokens:]).float()
+            dispatcher.gate.bias -= torch.quantile(logits.flatten(), 1 - rate).to(
+                dispatcher.gate.bias.dtype)
+
+        handles = [d.register_forward_pre_hook(center) for d in dispatchers]
+        try:
+            backbone(inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+    backbone(inputs)
+    return backbone.activation_rates()
+
+
+def summarize(times):
+    """Seconds of the repeats -> dict(median, min, max, spread), spread being
+    (max - min) / median."""
+    median = statistics.median(times)
+    return dict(median=median, min=min(times), max=max(times),
+                spread=(max(times) - min(times)) / median)
+
+
+def _sync(device):
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize()
+
+
+@torch.inference_mode()
+def time_interleaved(models, inputs, repeats=5, warmup=1, iters=1):
+    """Time the forwards of several models on the same input, interleaved.
+
+    Each repeat runs every model ``iters`` times in turn, the order rotating
+    from repeat to repeat, so load changes on a shared machine hit all
+    models alike.
+
+    Args:
+        models (dict[str, nn.Module]): name -> model in eval mode.
+        inputs (Tensor): the batch.
+        repeats, warmup, iters (int): timed repeats, untimed runs per model,
+            forwards per timed repeat.
+
+    Returns:
+        dict[str, list[float]]: name -> seconds per forward, one per repeat.
+    """
+    names = list(models)
+    for name in names:
+        for _ in range(warmup):
+            tensor_forward(models[name], inputs)
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            _sync(inputs.device)
+            start = time.perf_counter()
+            for _ in range(iters):
+                tensor_forward(models[name], inputs)
+            _sync(inputs.device)
+            times[name].append((time.perf_counter() - start) / iters)
+    return times
+
+
+def _rss_bytes():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def training_step_cost(model, inputs, steps=3, warmup=1):
+    """Seconds per training step and peak memory of ``model`` (run this in a
+    fresh process per model: the peak is a process high-water mark).
+
+    A step is forward (train mode, masked path), a surrogate loss (mean
+    square of the outputs plus the mean of the dispatchers' masks, so the
+    gates get gradients as with the rate loss), backward and an AdamW step on
+    the trainable parameters. Peak memory: on CUDA
+    ``torch.cuda.max_memory_allocated``; on CPU the peak resident set size
+    (``ru_maxrss``) minus the resident size before the first step, i.e. what
+    the steps add on top of the model and its input: activations, gradients
+    and optimizer states.
+
+    Returns:
+        dict: ``times`` (seconds per step, one per timed step) and
+        ``peak_bytes``.
+    """
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    backbone = find_dyt_backbone(model)
+    cuda = inputs.device.type == 'cuda'
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        start_bytes = torch.cuda.memory_allocated()
+    else:
+        start_bytes = _rss_bytes()
+    times = []
+    for step in range(warmup + steps):
+        _sync(inputs.device)
+        start = time.perf_counter()
+        outs = tensor_forward(model, inputs)
+        outs = outs if isinstance(outs, (tuple, list)) else [outs]
+        loss = sum(o.float().pow(2).mean() for o in outs)
+        if backbone is not None:
+            for mask in backbone.masks():
+                if mask.requires_grad:
+                    loss = loss + mask[:, backbone.num_fixed_tokens:].mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        _sync(inputs.device)
+        if step >= warmup:
+            times.append(time.perf_counter() - start)
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() - start_bytes
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - start_bytes
+    return dict(times=times, peak_bytes=peak)

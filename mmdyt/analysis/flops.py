@@ -1,0 +1,144 @@
+"""FLOPs actually computed by a model that contains a DyT backbone.
+
+The backbone is counted by :meth:`DyTVisionTransformer.flops` after a real
+forward (eval mode, skipping path), so only the tokens that ran are counted
+and the attention matmuls are included. mmengine's ``FlopAnalyzer`` would
+record ``scaled_dot_product_attention`` as zero and cannot see which tokens
+were skipped, so it only counts the rest of the model (necks, heads) while
+the backbone is replaced by a module that replays its recorded outputs.
+Convention: fvcore's, one multiply-add is one FLOP.
+"""
+import inspect
+from contextlib import contextmanager
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer
+
+from ..models.backbones.dyt_vit import LN_FLOPS_PER_ELEMENT
+from ..models.task_utils import find_dyt_backbone
+
+
+def tensor_forward(model, inputs):
+    """The raw network output of an mmpretrain / mmseg / mmaction model (or of
+    a bare backbone) for preprocessed ``inputs``, heads included."""
+    if 'stage' in inspect.signature(getattr(model, '_forward', lambda: None)).parameters:
+        return model._forward(inputs, stage='head')  # mmaction recognizers
+    if 'mode' in inspect.signature(model.forward).parameters:
+        return model(inputs, mode='tensor')
+    return model(inputs)
+
+
+def count_parameters(model):
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+class _TensorForward(nn.Module):
+    """``tensor_forward`` as a module, the form ``FlopAnalyzer`` traces."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs):
+        return tensor_forward(self.model, inputs)
+
+
+class _Replay(nn.Module):
+    """Stands in for the backbone and returns its recorded outputs."""
+
+    def __init__(self, outputs):
+        super().__init__()
+        self.outputs = outputs
+
+    def forward(self, *args, **kwargs):
+        return self.outputs
+
+
+@contextmanager
+def _replaced(model, target, replacement):
+    """Temporarily put ``replacement`` where ``target`` sits inside ``model``."""
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if child is target:
+                parent._modules[name] = replacement
+                try:
+                    yield
+                finally:
+                    parent._modules[name] = target
+                return
+    raise ValueError('the backbone is not a submodule of the model')
+
+
+def backbone_breakdown(backbone):
+    """Per-sample multiply-adds of the backbone's last forward, by part.
+
+    Returns:
+        dict[str, Tensor]: ``patch_embed``, ``block{i}`` and ``norm`` -> (B,)
+        float64, summing to ``backbone.flops()``.
+    """
+    batch_size, num_tokens = backbone._last_num_tokens
+    embed = backbone.patch_embed.proj
+    num_patches = num_tokens - backbone.num_fixed_tokens
+    parts = {'patch_embed': torch.full(
+        (batch_size,), float(num_patches * embed.weight[0].numel() * embed.out_channels),
+        dtype=torch.float64)}
+    for i, block in enumerate(backbone.blocks):
+        parts[f'block{i}'] = torch.as_tensor(block.flops(num_tokens), dtype=torch.float64
+                                             ).expand(batch_size)
+    if backbone.final_norm:
+        parts['norm'] = torch.full((batch_size,), float(
+            LN_FLOPS_PER_ELEMENT * backbone.embed_dims * num_tokens), dtype=torch.float64)
+    return parts
+
+
+@torch.no_grad()
+def measure_flops(model, inputs, num_samples=None):
+    """Run ``model`` on ``inputs`` (eval mode, skipping path) and count what ran.
+
+    Args:
+        model (nn.Module): a classifier / segmentor / recognizer, or a bare
+            backbone, containing a :class:`DyTVisionTransformer`.
+        inputs (Tensor): preprocessed batch, e.g. (B, 3, H, W) or the
+            recognizer's (B, clips, C, T, H, W).
+        num_samples (int | None): samples in ``inputs`` (images or videos) the
+            totals are divided by; default ``inputs.shape[0]``.
+
+    Returns:
+        dict: ``total`` (float, multiply-adds per sample), ``backbone``
+        (float), ``rest`` (float, everything outside the backbone),
+        ``breakdown`` (dict name -> float per sample, backbone parts then
+        the other top-level modules) and ``rates`` ((num_dispatchers,)
+        activation rates of this batch).
+    """
+    backbone = find_dyt_backbone(model)
+    if backbone is None:
+        raise ValueError('the model has no DyTVisionTransformer backbone')
+    num_samples = num_samples or inputs.shape[0]
+    model.eval()
+    recorded = []
+    handle = backbone.register_forward_hook(lambda m, args, out: recorded.append(out))
+    try:
+        tensor_forward(model, inputs)
+    finally:
+        handle.remove()
+    breakdown = {f'backbone.{k}': v.sum().item() / num_samples
+                 for k, v in backbone_breakdown(backbone).items()}
+    backbone_total = backbone.flops().sum().item() / num_samples
+    rest, rest_modules = 0.0, {}
+    if backbone is not model:
+        with _replaced(model, backbone, _Replay(recorded[0])):
+            analyzer = FlopAnalyzer(_TensorForward(model), (inputs, ))
+            analyzer.unsupported_ops_warnings(False)
+            analyzer.uncalled_modules_warnings(False)
+            rest = analyzer.total() / num_samples
+            by_module = analyzer.by_module()
+            for name, child in model.named_children():
+                if by_module.get(f'model.{name}', 0):
+                    rest_modules[name] = by_module[f'model.{name}'] / num_samples
+    breakdown.update(rest_modules)
+    return dict(total=backbone_total + rest, backbone=backbone_total, rest=rest,
+                breakdown=breakdown, rates=backbone.activation_rates())

@@ -1,0 +1,41 @@
+"""Stop training on a NaN or infinite loss, saying where and how."""
+import math
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from ...models.task_utils import find_dyt_backbone
+
+
+@HOOKS.register_module()
+class NaNGuardHook(Hook):
+    """Raises ``FloatingPointError`` after a training iteration whose losses
+    (``loss`` and every ``loss_*`` term of the model's log) are not finite.
+
+    The message names the iteration (1-based, as in the log), the epoch, the
+    offending terms with their values and the per-layer activation rates of
+    the dispatchers in that iteration's forward, e.g. ``NaN/inf loss at
+    iteration 3 (epoch 1): loss=nan, loss_rate=nan; last activation rates per
+    layer: [0.51, 0.0, ...]``. Its priority is above :class:`CheckpointHook`'s,
+    so the corrupted weights of that iteration are not saved.
+    """
+    priority = 'VERY_HIGH'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        losses = {k: float(torch.as_tensor(v).detach())
+                  for k, v in (outputs or {}).items() if k.startswith('loss')}
+        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+        if not bad:
+            return
+        terms = ', '.join(f'{k}={v}' for k, v in losses.items())
+        backbone = find_dyt_backbone(runner.model)
+        if backbone is None:
+            rates = 'no DyTVisionTransformer in the model'
+        else:
+            rates = [round(r, 4) for r in backbone.activation_rates().tolist()]
+            rates = f'last activation rates per layer: {rates}'
+        raise FloatingPointError(
+            f'NaN/inf loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): '
+            f'{terms}; {rates}. Training stopped; lower the learning rate, enable '
+            'gradient clipping (optim_wrapper.clip_grad) or check the data.')

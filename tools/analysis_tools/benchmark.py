@@ -1,0 +1,170 @@
+"""Speed of a DyT model against a dense baseline, measured in one process.
+
+Inference (default): throughput and latency of ``tensor`` forwards on a
+random batch, the model and the baseline interleaved after warm-up, several
+repeats; prints the median, the spread and the ratio (baseline seconds /
+model seconds, > 1 = the model is faster). The default baseline is
+mmpretrain's own ``VisionTransformer`` of the same arch.
+
+Training (``--train``): seconds per training step and peak memory of the
+model against full fine-tuning of the same ViT (the config with
+``dispatch=None, adapter_dim=None, freeze_pretrained=False`` unless
+``--baseline`` is given), each in a fresh process.
+
+Example::
+
+    python tools/analysis_tools/benchmark.py \
+        configs/cls/dyt/dyt-r0.5_vit-b16_cifar100.py \
+        --batch-size 1 16 --force-rate 0.5 --threads 2
+"""
+import argparse
+import multiprocessing
+import statistics
+
+import mmdyt  # noqa: F401
+import torch
+from mmengine.config import DictAction
+
+from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
+                            load_config, summarize, time_interleaved,
+                            training_step_cost)
+from mmdyt.models.task_utils import find_dyt_backbone
+
+DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16)
+FULL_TUNING = {'model.backbone.dispatch': None, 'model.backbone.adapter_dim': None,
+               'model.backbone.freeze_pretrained': False}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Benchmark a model against a dense baseline')
+    parser.add_argument('config', help='config of the model')
+    parser.add_argument('--baseline', help='config of the baseline (default: mmpretrain '
+                        'VisionTransformer of the same arch; with --train: full tuning)')
+    parser.add_argument('--checkpoint', help='checkpoint of the model')
+    parser.add_argument('--batch-size', type=int, nargs='+', default=[16])
+    parser.add_argument('--shape', type=int, nargs='+',
+                        help='one sample of the input, e.g. 3 224 224 (default: the '
+                        "backbone's img_size with 3 channels)")
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--dtype', default='float32', choices=list(DTYPES))
+    parser.add_argument('--repeats', type=int, default=5, help='timed repeats')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed runs per model')
+    parser.add_argument('--iters', type=int, default=1, help='forwards per repeat')
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
+                        help='torch.set_num_threads')
+    parser.add_argument('--force-rate', type=float,
+                        help='set the gates so that this fraction of the patch tokens '
+                        'is active in every layer (e.g. 0.5 or 1.0)')
+    parser.add_argument('--train', action='store_true',
+                        help='training step time and peak memory instead of inference')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the model config, key=value')
+    return parser.parse_args(argv)
+
+
+def input_shape(args, backbone):
+    if args.shape:
+        return tuple(args.shape)
+    return (3, ) + tuple(backbone.img_size)
+
+
+def format_stats(name, stats, batch_size):
+    return (f'{name}: {batch_size / stats["median"]:.2f} img/s, latency '
+            f'{stats["median"] * 1e3:.1f} ms (median of repeats, min '
+            f'{stats["min"] * 1e3:.1f}, max {stats["max"] * 1e3:.1f}, spread '
+            f'{stats["spread"] * 100:.1f}%)')
+
+
+def benchmark_inference(args):
+    cfg = load_config(args.config, args.cfg_options)
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    model = build_model(cfg, args.checkpoint, device).to(dtype)
+    backbone = find_dyt_backbone(model)
+    if args.baseline:
+        baseline = build_model(load_config(args.baseline), device=device)
+    else:
+        if backbone is None:
+            raise ValueError(f'{args.config}: no DyTVisionTransformer; give --baseline')
+        baseline = dense_baseline(backbone).to(device)
+    baseline.to(dtype)
+    shape = input_shape(args, backbone)
+    print(f'device {device} ({torch.cuda.get_device_name() if device.type == "cuda" else "cpu"})'
+          f', dtype {args.dtype}, threads {torch.get_num_threads()}, input {shape}')
+    for batch_size in args.batch_size:
+        torch.manual_seed(0)
+        inputs = torch.randn(batch_size, *shape, device=device, dtype=dtype)
+        if args.force_rate is not None:
+            if backbone is None:
+                raise ValueError('--force-rate needs a DyT backbone')
+            rates = force_activation_rate(backbone, args.force_rate, inputs)
+            print(f'batch {batch_size}: forced activation rates '
+                  f'{rates.mean().item():.3f} (per layer {rates.min().item():.3f}-'
+                  f'{rates.max().item():.3f})')
+        times = time_interleaved(dict(model=model, baseline=baseline), inputs,
+                                 args.repeats, args.warmup, args.iters)
+        ratios = [b / m for b, m in zip(times['baseline'], times['model'])]
+        for name in ('model', 'baseline'):
+            print(f'batch {batch_size}: ' + format_stats(name, summarize(times[name]),
+                                                         batch_size))
+        print(f'batch {batch_size}: ratio {statistics.median(ratios):.3f} '
+              f'(baseline time / model time; per repeat {min(ratios):.3f}-'
+              f'{max(ratios):.3f}, {args.repeats} repeats)')
+
+
+def _training_worker(config, cfg_options, batch_size, shape, device, threads, steps,
+                     queue):
+    torch.set_num_threads(threads)
+    cfg = load_config(config, cfg_options)
+    model = build_model(cfg, device=device)
+    torch.manual_seed(0)
+    inputs = torch.randn(batch_size, *(shape or (3, ) + tuple(
+        find_dyt_backbone(model).img_size)), device=device)
+    result = training_step_cost(model, inputs, steps=steps)
+    result['trainable'] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    queue.put(result)
+
+
+def _in_subprocess(*args):
+    context = multiprocessing.get_context('spawn')
+    queue = context.Queue()
+    process = context.Process(target=_training_worker, args=args + (queue, ))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def benchmark_training(args):
+    if args.baseline:
+        baseline = (args.baseline, None)
+    else:
+        baseline = (args.config, {**(args.cfg_options or {}), **FULL_TUNING})
+    for batch_size in args.batch_size:
+        results = {}
+        for name, (config, options) in dict(model=(args.config, args.cfg_options),
+                                            baseline=baseline).items():
+            results[name] = _in_subprocess(config, options, batch_size, args.shape,
+                                           args.device, args.threads, args.repeats)
+            stats = summarize(results[name]['times'])
+            print(f'batch {batch_size}: {name} ({results[name]["trainable"]} trainable '
+                  f'params): step {stats["median"]:.3f} s (median of {args.repeats}, '
+                  f'spread {stats["spread"] * 100:.1f}%), peak memory '
+                  f'{results[name]["peak_bytes"] / 2**20:.0f} MiB')
+        time_ratio = (statistics.median(results['model']['times']) /
+                      statistics.median(results['baseline']['times']))
+        memory_ratio = results['model']['peak_bytes'] / results['baseline']['peak_bytes']
+        print(f'batch {batch_size}: step time ratio {time_ratio:.3f}, peak memory ratio '
+              f'{memory_ratio:.3f} (model / baseline)')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.train:
+        benchmark_training(args)
+    else:
+        benchmark_inference(args)
+
+
+if __name__ == '__main__':
+    main()
