@@ -1,0 +1,73 @@
+"""Helpers of the reliability tests: a tiny VTAB-1K-format task on disk, a
+config for it, the training tools run as subprocesses, the losses they
+record (``reliability_plugin.LossRecorderHook``)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / 'tests' / 'data'
+TINY_CONFIG = DATA / 'configs' / 'dyt_tiny_vtab.py'
+sys.path.insert(0, str(ROOT / 'tests' / 'datasets'))
+from dataset_writers import write_vtab_task  # noqa: E402
+
+
+def write_task(root, num_train=16, num_test=4, num_classes=4):
+    """A VTAB-1K task folder with ``num_train`` training images (labels
+    ``i % num_classes``); returns its path."""
+    labels = [i % num_classes for i in range(num_train)]
+    return write_vtab_task(str(root), 'tiny', {
+        'train800val200': labels,
+        'test': labels[:num_test]
+    })
+
+
+def write_config(path, task_dir, body=''):
+    """A config inheriting :data:`TINY_CONFIG`, reading ``task_dir``, with
+    the test hooks and ``body`` appended; returns ``path``."""
+    Path(path).write_text(f'''
+_base_ = [{str(TINY_CONFIG)!r}]
+custom_imports = dict(imports=['mmdyt', 'reliability_plugin'], allow_failed_imports=False)
+custom_hooks = [dict(type='RNGStateHook'), dict(type='NaNGuardHook'),
+                dict(type='LossRecorderHook')]
+train_dataloader = dict(dataset=dict(data_root={str(task_dir)!r}))
+val_dataloader = dict(dataset=dict(data_root={str(task_dir)!r}))
+test_dataloader = val_dataloader
+''' + body)
+    return path
+
+
+def tool_env(**extra):
+    """Environment of a tool subprocess: this interpreter's ``python`` and
+    ``torchrun`` first on PATH, mmdyt and the test plugin importable, one
+    thread per process (CI has two cores)."""
+    path = os.pathsep.join([str(ROOT), str(DATA), os.environ.get('PYTHONPATH', '')])
+    bin_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ['PATH']])
+    return {**os.environ, 'PYTHONPATH': path, 'PATH': bin_path, 'OMP_NUM_THREADS': '1',
+            **extra}
+
+
+def run(cmd, cwd, timeout=300, check=True, **env):
+    """Runs ``cmd``; returns stdout + stderr (asserting exit status 0 when
+    ``check``)."""
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=tool_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    if check:
+        assert proc.returncode == 0, out[-5000:]
+    return proc.returncode, out
+
+
+def train(config, work_dir, *args, **kwargs):
+    """``tools/train.py config --work-dir work_dir args``."""
+    return run([sys.executable, ROOT / 'tools' / 'train.py', config, '--work-dir', work_dir,
+                *args], cwd=ROOT, **kwargs)
+
+
+def read_losses(work_dir, rank=0):
+    """{iteration: {loss name: value}} recorded by one rank."""
+    path = Path(work_dir) / f'losses_rank{rank}.jsonl'
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return {r.pop('iter'): r for r in records}
