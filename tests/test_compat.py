@@ -50,7 +50,7 @@ def test_mmseg_needs_mmcv_ops_fix():
 MMCV_OPS_CHECK = '''
 import sys, torch
 import mmseg.models
-import mmcv.ops
+import mmcv.ops.point_sample
 from mmcv.ops import point_sample, sigmoid_focal_loss, CrissCrossAttention
 out = point_sample(torch.randn(1, 2, 4, 4), torch.rand(1, 3, 2))
 assert out.shape == (1, 2, 3), out.shape
