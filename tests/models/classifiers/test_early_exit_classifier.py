@@ -1,0 +1,137 @@
+"""EarlyExitClassifier: losses, batched dynamic inference, FLOPs, metric."""
+import pytest
+import torch
+
+pytest.importorskip('mmpretrain')
+from mmengine.registry import DefaultScope  # noqa: E402
+from mmpretrain.registry import MODELS  # noqa: E402
+from mmpretrain.structures import DataSample  # noqa: E402
+
+from mmdyt.models.classifiers.early_exit import EarlyExitMetric, embed_flops  # noqa: E402
+from mmdyt.models.heads.early_exit import first_exit  # noqa: E402
+
+TINY = dict(embed_dims=48, num_layers=6, num_heads=3, feedforward_channels=96)
+BACKBONES = {
+    'adapter': dict(dispatch=None, adapter_dim=None, petl=dict(type='houlsby', dim=8)),
+    'lora': dict(dispatch=None, adapter_dim=None, lora_rank=4),
+    'rep_adapter': dict(dispatch=None, adapter_dim=None, petl=dict(type='rep_adapter')),
+    'dyt': dict(dispatch='mlp', adapter_dim=8),
+}
+
+
+def build(setting='rep_adapter', **kwargs):
+    torch.manual_seed(0)
+    kwargs.setdefault('exit_interval', 2)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(
+            type='EarlyExitClassifier', num_classes=5,
+            backbone=dict(type='DyTVisionTransformer', arch=TINY, img_size=32, patch_size=8,
+                          **BACKBONES[setting]), **kwargs))
+    for name, param in model.named_parameters():  # no zero-initialised branches
+        if param.requires_grad:
+            param.data.normal_(0, 0.2)
+    return model.eval()
+
+
+def samples(n):
+    return [DataSample().set_gt_label(i % 5) for i in range(n)]
+
+
+@pytest.mark.parametrize('setting', sorted(BACKBONES))
+def test_thresholds_one_equal_the_last_head(setting):
+    model = build(setting)
+    x = torch.randn(6, 3, 32, 32)
+    with torch.no_grad():
+        last = model(x)[-1].softmax(-1)
+        preds = model.predict(x, samples(6))
+    torch.testing.assert_close(torch.stack([p.pred_score for p in preds]), last)
+    assert [p.exit_index for p in preds] == [2] * 6
+
+
+@pytest.mark.parametrize('setting', ['rep_adapter', 'dyt'])
+def test_dynamic_inference_matches_the_exit_rule(setting):
+    model = build(setting)
+    x = torch.randn(12, 3, 32, 32)
+    with torch.no_grad():
+        exits, _ = model.run_exits(x)
+        conf = torch.stack([logits.softmax(-1).max(-1).values for _, logits, _ in exits], 1)
+        thresholds = [conf[:, 0].median().item(), conf[:, 1].median().item(), 1.0]
+        model.thresholds = thresholds
+        preds = model.predict(x, samples(12))
+    expected = first_exit(conf, thresholds)
+    assert 0 < (expected == 0).sum() < 12 and (expected == 2).any()
+    assert [p.exit_index for p in preds] == expected.tolist()
+    for i, p in enumerate(preds):
+        j = expected[i]
+        torch.testing.assert_close(p.pred_score, exits[j][1][i].softmax(-1))
+        assert p.dyt_flops == pytest.approx(exits[j][2][i].item())
+
+
+def test_exited_samples_leave_the_batch():
+    model = build()
+    seen = []
+    for block in model.backbone.blocks:
+        block.register_forward_hook(lambda m, args, out: seen.append(out.shape[0]))
+    model.thresholds = [0.0, 1.0, 1.0]  # everyone leaves at the first exit
+    model.predict(torch.randn(4, 3, 32, 32))
+    assert seen == [4, 4]
+    seen.clear()
+    model.thresholds = [1.0, 0.0, 1.0]
+    model.predict(torch.randn(4, 3, 32, 32))
+    assert seen == [4, 4, 4, 4]
+
+
+def test_flops_of_an_early_exit_count_only_what_ran():
+    model = build('lora')
+    backbone = model.backbone
+    x = torch.randn(3, 3, 32, 32)
+    model.thresholds = [0.0, 0.0, 0.0]
+    preds = model.predict(x)
+    n = 17
+    ran = embed_flops(backbone, n) + sum(b.flops(n) for b in backbone.blocks[:2]) + \
+        model.heads[0].flops()
+    assert all(p.dyt_flops == ran for p in preds)
+    model.thresholds = [1.0, 1.0, 1.0]
+    preds = model.predict(x)
+    backbone(x)  # the backbone's own count of a full forward
+    full = backbone.flops()[0].item() + sum(h.flops() for h in model.heads)
+    assert all(p.dyt_flops == pytest.approx(full) for p in preds)
+    assert ran < 0.5 * full
+
+
+def test_loss_is_weighted_sum_and_dyt_rate_loss():
+    model = build('dyt', rate_loss=dict(type='ActivationRateLoss', target_rate=0.5)).train()
+    x = torch.randn(4, 3, 32, 32)
+    losses = model.loss(x, samples(4))
+    assert set(losses) == {'loss_exit0', 'loss_exit1', 'loss_exit2', 'loss_rate'}
+    model.set_loss_weights([0.0, 0.5, 1.0])
+    torch.manual_seed(0)
+    weighted = model.loss(x, samples(4))
+    assert weighted['loss_exit0'] == 0
+    with pytest.raises(ValueError, match='loss_weights needs one value per exit'):
+        model.set_loss_weights([1.0])
+
+
+def test_stage_dropout_and_bad_arguments():
+    model = build('adapter', stage_dropout=dict(shallow=0.5, deep=0.1), num_shallow_stages=1)
+    rates = {n.split('.')[2]: m.p for n, m in model.named_modules()
+             if isinstance(m, torch.nn.Dropout) and n.startswith('backbone.')}
+    assert rates == {'0': 0.5, '1': 0.5, '2': 0.1, '3': 0.1, '4': 0.1, '5': 0.1}
+    with pytest.raises(ValueError, match='exit_interval=4 must divide'):
+        build(exit_interval=4)
+    with pytest.raises(ValueError, match='must increase from >= 1 to the last block'):
+        build(exit_layers=[2, 4])
+    with pytest.raises(ValueError, match='3 exits need 3 head specs'):
+        build(heads=[dict(type='linear')])
+
+
+def test_metric_reports_accuracy_flops_and_histogram():
+    metric = EarlyExitMetric()
+    rows = [(0, 0, 0, 1e9), (1, 1, 2, 3e9), (2, 0, 2, 3e9), (3, 3, 0, 1e9)]
+    metric.process({}, [dict(pred_label=torch.tensor([p]), gt_label=torch.tensor([g]),
+                             exit_index=e, num_exits=3, dyt_flops=f) for p, g, e, f in rows])
+    result = metric.compute_metrics(metric.results)
+    assert result['accuracy'] == 75.0 and result['gflops'] == 2.0
+    assert (result['exit0_ratio'], result['exit1_ratio'], result['exit2_ratio']) == (0.5, 0, 0.5)
+    assert result['exit0_accuracy'] == 100.0 and result['exit2_accuracy'] == 50.0
+    assert 'exit1_accuracy' not in result
