@@ -1,0 +1,199 @@
+"""DyTImageClassifier: losses, efficiency figures, PEFT checkpoints."""
+import os.path as osp
+
+import pytest
+import torch
+
+pytest.importorskip('mmpretrain')
+
+from mmengine.registry import DefaultScope  # noqa: E402
+from mmengine.runner.checkpoint import (get_state_dict, load_checkpoint,  # noqa: E402
+                                        save_checkpoint)
+from mmpretrain.registry import MODELS  # noqa: E402
+from mmpretrain.structures import DataSample  # noqa: E402
+
+from mmdyt.models.backbones import DyTVisionTransformer  # noqa: E402
+from mmdyt.models.peft_state import PEFT_METADATA_KEY  # noqa: E402
+
+TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+RATE_LOSS = dict(type='ActivationRateLoss', target_rate=0.5, loss_weight=2.0)
+
+
+def build(arch=TINY, img_size=32, patch_size=8, num_classes=5, rate_loss=RATE_LOSS,
+          distill=None, **backbone):
+    backbone.setdefault('adapter_dim', 8)
+    cfg = dict(
+        type='DyTImageClassifier',
+        backbone=dict(type='DyTVisionTransformer', arch=arch, img_size=img_size,
+                      patch_size=patch_size, **backbone),
+        head=dict(type='LinearClsHead', num_classes=num_classes,
+                  in_channels=DyTVisionTransformer._parse_arch(arch)['embed_dims']),
+        rate_loss=rate_loss, distill=distill)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg)
+
+
+def batch(n=4, size=32):
+    torch.manual_seed(0)
+    samples = [DataSample().set_gt_label(i % 5) for i in range(n)]
+    return torch.randn(n, 3, size, size), samples
+
+
+def randomize_peft(model, seed=3):
+    """Non-trivial adapters, gates and head (the up projections start at 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            param.data.copy_(torch.randn(param.shape, generator=gen) * 0.05)
+
+
+def test_loss_has_rate_loss_and_gradients_reach_dispatchers():
+    model = build()
+    model.train()
+    losses = model.loss(*batch())
+    assert set(losses) == {'loss', 'loss_rate'}
+    rates = model.dyt_backbone.activation_rates()
+    assert losses['loss_rate'].item() == pytest.approx(
+        2.0 * (rates.mean().item() - 0.5)**2, rel=1e-4)
+    sum(losses.values()).backward()
+    gate = model.backbone.blocks[0].dispatchers['mlp'].gate.weight
+    assert gate.grad is not None and gate.grad.abs().sum() > 0
+    assert model.backbone.blocks[0].mlp.fc1.weight.grad is None  # frozen
+
+
+def test_distillation_terms_and_student_masks_kept():
+    model = build(distill=dict(loss_weight=0.5, teacher_weight=1.0))
+    model.train()
+    losses = model.loss(*batch())
+    assert set(losses) == {'loss', 'loss_rate', 'loss_teacher', 'loss_distill'}
+    assert losses['loss_distill'].item() >= 0
+    # the masks left in the backbone are the student's, not the dense teacher's
+    assert model.dyt_backbone.activation_rates().mean().item() < 0.99
+    sum(losses.values()).backward()
+
+
+@pytest.mark.parametrize('backbone', [
+    dict(dispatch=None, adapter_dim=None),               # linear probe
+    dict(dispatch=None, adapter_dim=8),                  # AdaptFormer
+    dict(dispatch=None, adapter_dim=None, lora_rank=4),  # LoRA
+    dict(dispatch=None, adapter_dim=None, num_prompts=3),  # VPT
+    dict(dispatch=None, adapter_dim=None, freeze_pretrained=False),  # full
+])
+def test_baselines_without_rate_loss(backbone):
+    model = build(rate_loss=None, **backbone)
+    model.train()
+    assert set(model.loss(*batch())) == {'loss'}
+    model.eval()
+    predictions = model.predict(batch()[0])
+    assert 'dyt_rates' not in predictions[0].metainfo
+    dense = build(rate_loss=None, dispatch=None, adapter_dim=None)
+    dense.eval()
+    dense.predict(batch()[0])
+    if backbone.get('adapter_dim') is None and not backbone.get('num_prompts'):
+        assert predictions[0].dyt_flops >= dense.backbone.flops()[0].item()
+
+
+def test_rate_loss_without_dispatcher_is_an_error():
+    with pytest.raises(ValueError, match='rate_loss and distill need'):
+        build(dispatch=None)
+    with pytest.raises(ValueError, match='distill takes'):
+        build(distill=dict(weight=1.0))
+
+
+def test_predict_attaches_backbone_plus_head_flops_and_rates():
+    model = build()
+    model.eval()
+    inputs, samples = batch()
+    predictions = model.predict(inputs, samples)
+    flops = model.backbone.flops()
+    head = 48 * 5
+    for i, sample in enumerate(predictions):
+        assert sample.dyt_flops == pytest.approx(flops[i].item() + head)
+        assert sample.dyt_rates.shape == (3, )
+    dense = build(rate_loss=None, dispatch=None, adapter_dim=None)
+    dense.eval()
+    dense.predict(inputs)
+    # fewer FLOPs than the dense ViT unless every token is active
+    assert all(s.dyt_flops < dense.backbone.flops()[0].item() + head or
+               bool((s.dyt_rates == 1).all()) for s in predictions)
+
+
+def test_efficiency_metric_in_the_mmpretrain_evaluator():
+    from mmengine.evaluator import Evaluator
+    model = build()
+    model.eval()
+    inputs, samples = batch()
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        evaluator = Evaluator([dict(type='Accuracy', topk=(1, )),
+                               dict(type='EfficiencyMetric')])
+    evaluator.process(model.predict(inputs, samples))
+    metrics = evaluator.evaluate(len(samples))
+    assert {'accuracy/top1', 'efficiency/gflops', 'efficiency/activation_rate',
+            'efficiency/rate_layer2'} <= set(metrics)
+    assert metrics['efficiency/gflops'] == pytest.approx(
+        (model.backbone.flops().mean().item() + 48 * 5) / 1e9)
+
+
+def test_peft_state_dict_round_trip_tiny(tmp_path):
+    base = build()
+    base_path = str(tmp_path / 'base.pth')
+    torch.save(base.backbone.state_dict(), base_path)
+    model = build(pretrained=base_path)
+    model.init_weights()
+    randomize_peft(model)
+    state = model.state_dict()
+    assert all(model.backbone.is_tuning_parameter(k[len('backbone.'):]) or
+               k.startswith('head.') for k in state)
+    assert state._metadata[''][PEFT_METADATA_KEY] == base_path
+
+    fresh = build(pretrained=base_path)  # base weights not loaded yet
+    fresh.load_state_dict(state, strict=True)
+    for key, value in model.state_dict(keep_vars=False).items():
+        assert torch.equal(fresh.state_dict()[key], value)
+    assert torch.equal(fresh.backbone.blocks[1].mlp.fc1.weight,
+                       base.backbone.blocks[1].mlp.fc1.weight)
+
+
+def test_full_checkpoint_loads_and_missing_base_is_an_error(tmp_path):
+    model = build()  # no pretrained: saves everything
+    randomize_peft(model)
+    state = model.state_dict()
+    assert 'backbone.blocks.0.mlp.fc1.weight' in state
+    fresh = build()
+    fresh.load_state_dict(state, strict=True)
+    assert torch.equal(fresh.backbone.blocks[0].mlp.fc1.weight,
+                       model.backbone.blocks[0].mlp.fc1.weight)
+    partial = {k: v for k, v in state.items() if 'mlp.fc1' not in k}
+    with pytest.raises(ValueError, match='names no base checkpoint'):
+        build().load_state_dict(partial)
+
+
+def test_dyt_vit_b16_d64_checkpoint_is_small_and_reloads_identically(tmp_path):
+    """Real ViT-B/16 size, DyT d=64, CIFAR-100 head: a checkpoint saved the
+    way the runner saves one (get_state_dict + save_checkpoint) holds only the
+    trainable weights; a fresh model loading it takes its frozen weights from
+    the named base checkpoint and predicts exactly as the saved model."""
+    kwargs = dict(arch='b', img_size=224, patch_size=16, num_classes=100, adapter_dim=64,
+                  adapter_scale=0.1)
+    base = build(**kwargs)
+    base_path = str(tmp_path / 'vit-b16_base.pth')
+    torch.save({'state_dict': base.backbone.state_dict()}, base_path)
+    model = build(pretrained=base_path, **kwargs)
+    model.init_weights()
+    randomize_peft(model)
+    ckpt = str(tmp_path / 'dyt_vit-b16_d64.pth')
+    save_checkpoint({'meta': {}, 'state_dict': get_state_dict(model)}, ckpt)
+    size_mb = osp.getsize(ckpt) / 2**20
+    assert size_mb < 6.0, size_mb
+    assert osp.getsize(base_path) / 2**20 > 300  # the frozen ViT-B stays out
+
+    fresh = build(pretrained=base_path, **kwargs)
+    load_checkpoint(fresh, ckpt, strict=True)
+    model.eval()
+    fresh.eval()
+    inputs = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = [s.pred_score for s in model.predict(inputs)]
+        got = [s.pred_score for s in fresh.predict(inputs)]
+    for a, b in zip(expected, got):
+        assert torch.equal(a, b)
