@@ -6,6 +6,7 @@ first so that its compatibility fixes and modules are in place.
 import argparse
 import os
 import os.path as osp
+import subprocess
 
 import mmdyt  # noqa: F401
 import torch
@@ -59,7 +60,7 @@ def parse_args(argv=None):
 
 
 def setup_cpu_distributed(cfg):
-    """Run the pytorch launcher without CUDA: gloo, CPU process group, CPU DDP.
+    """Run the pytorch or slurm launcher without CUDA: gloo, CPU process group, CPU DDP.
 
     mmengine asks for ``nccl`` by default and its pytorch launcher calls
     ``torch.cuda.set_device``; the runner skips its own set-up when a process
@@ -73,8 +74,10 @@ def setup_cpu_distributed(cfg):
         dist_cfg['backend'] = 'gloo'
         print_log('CUDA is unavailable: using the gloo backend instead of nccl',
                   logger='current')
-    if cfg.launcher != 'pytorch' or torch.distributed.is_initialized():
+    if cfg.launcher not in ('pytorch', 'slurm') or torch.distributed.is_initialized():
         return
+    if cfg.launcher == 'slurm':
+        export_slurm_env()
     init_kwargs = {k: v for k, v in dist_cfg.items() if k != 'init_backend'}
     torch.distributed.init_process_group(**init_kwargs)
     wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
@@ -83,6 +86,19 @@ def setup_cpu_distributed(cfg):
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper.setdefault('device_ids', None)
     cfg.model_wrapper_cfg = wrapper
+
+
+def export_slurm_env():
+    """RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the
+    SLURM_* variables, as mmengine's slurm launcher sets them (which, without
+    CUDA, fails in ``torch.cuda.set_device``)."""
+    node_list = os.environ['SLURM_NODELIST']
+    os.environ.setdefault(
+        'MASTER_ADDR', subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1'))
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
 
 
 def merge_args(cfg, args):
