@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.logging import print_log
-from mmengine.registry import HOOKS, RUNNERS, init_default_scope
+from mmengine.registry import HOOKS, RUNNERS
 from mmengine.runner import Runner
 
 
@@ -80,8 +80,8 @@ def enable_visualization(cfg, show_dir):
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
         raise ValueError('--show-dir needs a `visualization` entry in `default_hooks`')
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    params = inspect.signature(HOOKS.get(hook['type'])).parameters
+    with HOOKS.switch_scope_and_registry(cfg.get('default_scope')) as registry:
+        params = inspect.signature(registry.get(hook['type'])).parameters
     if 'out_dir' in params:
         hook.update(enable=True, out_dir=show_dir)
     else:

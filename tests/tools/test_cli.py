@@ -143,3 +143,23 @@ def test_shell_scripts_are_valid_bash():
         assert os.access(path, os.X_OK), name
         subprocess.run(['bash', '-n', str(path)], check=True)
         assert ('torchrun' if name.startswith('dist') else 'srun') in path.read_text()
+
+
+@pytest.mark.parametrize('scope, hook, expected', [
+    ('mmpretrain', 'VisualizationHook', dict(enable=True, out_dir='vis')),
+    ('mmaction', 'VisualizationHook', dict(enable=True, out_dir='vis')),
+    ('mmseg', 'SegVisualizationHook', dict(draw=True)),
+])
+def test_show_dir_enables_the_toolbox_hook(scope, hook, expected):
+    import importlib.util
+
+    from mmengine.config import Config
+    spec = importlib.util.spec_from_file_location('mmdyt_test_tool', ROOT / 'tools' / 'test.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = Config(dict(default_scope=scope, visualizer=dict(type='Visualizer'),
+                      default_hooks=dict(visualization=dict(type=hook))))
+    tool.enable_visualization(cfg, 'vis')
+    assert {k: cfg.default_hooks.visualization[k] for k in expected} == expected
+    if scope == 'mmseg':
+        assert cfg.visualizer.save_dir == 'vis'
