@@ -1,0 +1,66 @@
+"""Forced activation rates, interleaved timing and training-step cost."""
+import pytest
+import torch
+
+from mmdyt.analysis import (dense_baseline, force_activation_rate, summarize,
+                            time_interleaved, training_step_cost)
+from mmdyt.models.backbones import DyTVisionTransformer
+
+ARCH = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+
+
+def tiny(**kwargs):
+    return DyTVisionTransformer(arch=ARCH, img_size=32, patch_size=8, **kwargs).eval()
+
+
+@pytest.mark.parametrize('rate', [0.0, 0.25, 0.5, 1.0])
+def test_force_activation_rate_per_layer(rate):
+    torch.manual_seed(0)
+    model = tiny(dispatch='attn_mlp', adapter_dim=8)
+    x = torch.randn(4, 3, 32, 32)
+    rates = force_activation_rate(model, rate, x)
+    assert rates.shape == (6, )
+    assert torch.allclose(rates, torch.full_like(rates, rate))
+    with torch.no_grad():
+        model(x)
+    assert torch.allclose(model.activation_rates(), rates)  # deterministic
+
+
+def test_force_activation_rate_errors():
+    x = torch.randn(1, 3, 32, 32)
+    with pytest.raises(ValueError, match='rate must be in'):
+        force_activation_rate(tiny(adapter_dim=8), 1.5, x)
+    with pytest.raises(ValueError, match='no dispatchers'):
+        force_activation_rate(tiny(dispatch=None, adapter_dim=None), 0.5, x)
+
+
+def test_dense_baseline_is_mmpretrain_vit_of_same_arch():
+    from mmpretrain.models import VisionTransformer
+    baseline = dense_baseline(tiny(adapter_dim=8))
+    assert isinstance(baseline, VisionTransformer)
+    assert not baseline.training
+    assert baseline.embed_dims == 48 and baseline.num_layers == 3
+    assert baseline(torch.randn(2, 3, 32, 32))[0].shape == (2, 48)
+
+
+def test_time_interleaved_and_summary():
+    calls = []
+    models = {name: tiny(dispatch=None, adapter_dim=None) for name in 'ab'}
+    for name, model in models.items():
+        model.register_forward_hook(lambda m, i, o, name=name: calls.append(name))
+    times = time_interleaved(models, torch.randn(1, 3, 32, 32), repeats=3, warmup=1)
+    assert [len(t) for t in times.values()] == [3, 3]
+    assert calls == ['a', 'b', 'a', 'b', 'b', 'a', 'a', 'b']  # warm-up, then rotating
+    stats = summarize([1.0, 2.0, 4.0])
+    assert stats == dict(median=2.0, min=1.0, max=4.0, spread=1.5)
+
+
+def test_training_step_cost_trains_only_tuning_parameters():
+    torch.manual_seed(0)
+    model = tiny(dispatch='mlp', adapter_dim=8)
+    frozen = model.blocks[0].mlp.fc1.weight.clone()
+    gate = model.blocks[0].dispatchers['mlp'].gate.weight.clone()
+    result = training_step_cost(model, torch.randn(2, 3, 32, 32), steps=2)
+    assert len(result['times']) == 2 and result['peak_bytes'] >= 0
+    assert torch.equal(model.blocks[0].mlp.fc1.weight, frozen)
+    assert not torch.equal(model.blocks[0].dispatchers['mlp'].gate.weight, gate)
