@@ -32,7 +32,7 @@ FAMILIES = {
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'mmdyt_tool_{name}',
+    spec = importlib.util.spec_from_file_location('mmdyt_tool_' + name.replace('/', '_'),
                                                   osp.join(ROOT, 'tools', f'{name}.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -104,3 +104,30 @@ def test_train_two_iters_and_test(family, vtab_root, tmp_path):
         assert 'efficiency/rate_layer11' in metrics
     else:
         assert 'efficiency/activation_rate' not in metrics
+
+
+def test_vtab_table_runs_a_task_and_prints_group_means(vtab_root, tmp_path, monkeypatch,
+                                                        capsys):
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    table = load_tool('analysis_tools/vtab_table')
+    config = osp.join(ROOT, FAMILIES['dyt_vtab'][0])
+    options = [o for o in tiny_options(vtab_root, 'vtab_table')
+               if not o.startswith('model.head.num_classes')]
+    rows = table.main([config, '--data-root', vtab_root, '--work-dir', str(tmp_path),
+                       '--tasks', TASK, '--cfg-options'] + options)
+    row = rows['dyt-r0.5-d8_vit-b16_vtab1k']
+    assert 0.0 <= row[TASK] <= 100.0 and row['gflops'] > 0
+    assert row['specialized'] is None  # three of its four tasks are missing
+    assert '| dyt-r0.5-d8_vit-b16_vtab1k |' in capsys.readouterr().out
+
+    # collect-only reads the same result back; group means over full groups
+    fake = {task: {'accuracy/top1': float(i), 'efficiency/gflops': 12.0}
+            for i, task in enumerate(table.VTAB1K_TASKS)}
+    summary = table.summarize(fake)
+    assert summary['natural'] == pytest.approx(3.0)       # tasks 0..6
+    assert summary['specialized'] == pytest.approx(8.5)   # tasks 7..10
+    assert summary['structured'] == pytest.approx(14.5)   # tasks 11..18
+    assert summary['group_mean'] == pytest.approx((3.0 + 8.5 + 14.5) / 3)
+    again = table.main([config, '--work-dir', str(tmp_path), '--tasks', TASK,
+                        '--collect-only'])
+    assert again['dyt-r0.5-d8_vit-b16_vtab1k'][TASK] == row[TASK]

@@ -1,0 +1,161 @@
+"""Run (or collect) the 19 VTAB-1K tasks of one or more method configs and
+print the table of DyT Table 5: top-1 per task, the natural / specialized /
+structured group means, their mean, and the mean GFLOPs per image.
+
+A VTAB-1K config (e.g. ``configs/cls/dyt/dyt-r0.5-d8_vit-b16_vtab1k.py``)
+trains one task; this script picks the task by overriding
+``{train,val,test}_dataloader.dataset.task`` and ``model.head.num_classes``
+and runs ``tools/train.py`` then ``tools/test.py`` for each, in
+``<work-dir>/<config name>/<task>``.
+
+Examples::
+
+    # train + test all 19 tasks of the three DyT rates, then print the table
+    python tools/analysis_tools/vtab_table.py \
+        'configs/cls/dyt/dyt-r*-d8_vit-b16_vtab1k.py' --data-root data/vtab-1k
+    # only print the table of results already in the work dirs
+    python tools/analysis_tools/vtab_table.py \
+        'configs/cls/dyt/dyt-r*-d8_vit-b16_vtab1k.py' --collect-only
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+from mmdyt.datasets import VTAB1K_GROUPS, VTAB1K_TASKS
+
+TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+ACCURACY, GFLOPS = 'accuracy/top1', 'efficiency/gflops'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('configs', help='config file or glob pattern (quote it)')
+    parser.add_argument('--data-root', default='data/vtab-1k',
+                        help='folder holding the 19 task folders')
+    parser.add_argument('--work-dir', default='work_dirs/vtab1k',
+                        help='results go to WORK_DIR/<config name>/<task>')
+    parser.add_argument('--tasks', nargs='+', default=list(VTAB1K_TASKS),
+                        choices=list(VTAB1K_TASKS), help='a subset of the tasks')
+    parser.add_argument('--collect-only', action='store_true',
+                        help='do not run anything, read the existing results')
+    parser.add_argument('--skip-done', action='store_true',
+                        help='do not rerun a task that already has a test result')
+    parser.add_argument('--dry-run', action='store_true', help='print the commands only')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='further overrides passed to train.py and test.py')
+    return parser.parse_args(argv)
+
+
+def task_options(task, data_root):
+    """``--cfg-options`` that turn a VTAB-1K config to ``task``."""
+    options = [f'model.head.num_classes={VTAB1K_TASKS[task][1]}']
+    for loader in LOADERS:
+        options += [f'{loader}.dataset.task={task}', f'{loader}.dataset.data_root={data_root}']
+    return options
+
+
+def commands(config, task, work_dir, data_root, extra=()):
+    """The train and the test command of one task."""
+    options = task_options(task, data_root) + list(extra)
+    train = [sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dir,
+             '--cfg-options'] + options
+    test = [sys.executable, osp.join(TOOLS, 'test.py'), config,
+            osp.join(work_dir, 'last_checkpoint'), '--work-dir', work_dir,
+            '--cfg-options'] + options
+    return train, test
+
+
+def latest_checkpoint(work_dir):
+    """The checkpoint named in ``work_dir/last_checkpoint`` (mmengine's)."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: no checkpoint, did training finish?')
+    with open(path) as f:
+        return f.read().strip()
+
+
+def collect(work_dir):
+    """The newest test metrics (``accuracy/top1`` ...) in ``work_dir``, from
+    the ``<timestamp>/<timestamp>.json`` a test run writes, or None."""
+    found = []
+    for path in glob.glob(osp.join(work_dir, '*', '*.json')):
+        with open(path) as f:
+            try:
+                metrics = json.load(f)
+            except json.JSONDecodeError:
+                continue
+        if isinstance(metrics, dict) and ACCURACY in metrics:
+            found.append((osp.getmtime(path), metrics))
+    return max(found, key=lambda item: item[0])[1] if found else None
+
+
+def mean(values):
+    return sum(values) / len(values) if values else None
+
+
+def summarize(results):
+    """``results``: task -> metrics or None. Returns the row: per-task
+    accuracy, group means (None while a task of the group is missing), their
+    mean and the mean GFLOPs over the tasks that have results."""
+    row = {task: (m or {}).get(ACCURACY) for task, m in results.items()}
+    for group in VTAB1K_GROUPS:
+        accs = [row.get(t) for t, (g, _) in VTAB1K_TASKS.items() if g == group]
+        row[group] = None if None in accs else mean(accs)
+    groups = [row[g] for g in VTAB1K_GROUPS]
+    row['group_mean'] = None if None in groups else mean(groups)
+    row['gflops'] = mean([m[GFLOPS] for m in results.values() if m and GFLOPS in m])
+    return row
+
+
+def format_table(rows):
+    """Markdown table, one row per config: the 19 tasks, the group means,
+    their mean and GFLOPs."""
+    columns = list(VTAB1K_TASKS) + list(VTAB1K_GROUPS) + ['group_mean', 'gflops']
+    lines = ['| method | ' + ' | '.join(columns) + ' |',
+             '|' + ' --- |' * (len(columns) + 1)]
+    for name, row in rows.items():
+        cells = ['-' if row.get(c) is None else f'{row[c]:.2f}' for c in columns]
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def run_task(config, task, work_dir, args):
+    train, test = commands(config, task, work_dir, args.data_root, args.cfg_options)
+    if args.dry_run:
+        print(' '.join(train))
+        print(' '.join(test))
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    subprocess.run(train, check=True)
+    test[3] = latest_checkpoint(work_dir)
+    subprocess.run(test, check=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    configs = sorted(glob.glob(args.configs))
+    if not configs:
+        raise FileNotFoundError(f'no config matches {args.configs!r}')
+    rows = {}
+    for config in configs:
+        name = osp.splitext(osp.basename(config))[0]
+        results = {}
+        for task in args.tasks:
+            work_dir = osp.join(args.work_dir, name, task)
+            done = collect(work_dir) if osp.isdir(work_dir) else None
+            if not args.collect_only and not (args.skip_done and done):
+                run_task(config, task, work_dir, args)
+                done = collect(work_dir)
+            results[task] = done
+        rows[name] = summarize(results)
+    print(format_table(rows))
+    return rows
+
+
+if __name__ == '__main__':
+    main()
