@@ -21,7 +21,9 @@ val_dataloader = dict(
     dataset=dict(_dataset, split='test', pipeline=train_pipeline))
 test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=1e-2))
-param_scheduler = [dict(type='CosineAnnealingLR', T_max=6, eta_min=0.0, by_epoch=False)]
+# An explicit end: the scheduler's state (end included) is part of a checkpoint.
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=6, eta_min=0.0, by_epoch=False, begin=0, end=6)]
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=4, val_interval=1000)
 default_hooks = dict(
     logger=dict(interval=1),
