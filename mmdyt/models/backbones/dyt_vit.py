@@ -310,7 +310,8 @@ class DyTBlock(nn.Module):
     def active_counts(self, num_tokens):
         """Active tokens per sample of the last forward for the attention and
         the MLP part: two (B,) tensors (or ints when nothing is dispatched)."""
-        counts = {part: mask.sum(1) for part, mask in zip(self.dispatchers, self.masks)}
+        counts = {part: mask.sum(1).to('cpu', torch.float64)
+                  for part, mask in zip(self.dispatchers, self.masks)}
         if 'layer' in counts:
             return counts['layer'], counts['layer']
         return counts.get('attn', num_tokens), counts.get('mlp', num_tokens)
