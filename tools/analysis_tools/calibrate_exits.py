@@ -77,7 +77,10 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:  # as the Runner does
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
     if not hasattr(model, 'run_exits'):
         raise ValueError(f'{args.config}: model {cfg.model.type} has no early exits')
     load_checkpoint(model, args.checkpoint, map_location='cpu')

@@ -1,0 +1,109 @@
+"""Dyn-Adapter end to end: two training iterations through tools/train.py, a
+test through tools/test.py that reports accuracy, mean GFLOPs and the exit
+histogram, and threshold calibration to a FLOPs budget, on a VTAB-1K task
+written in the real on-disk format."""
+import glob
+import importlib.util
+import os.path as osp
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip('mmpretrain')
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tests', 'datasets'))
+from dataset_writers import write_vtab_task  # noqa: E402
+
+TASK, NUM_CLASSES = 'eurosat', 10
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+CONFIGS = {
+    'dyn_adapter': 'configs/cls/dyn_adapter/dyn-adapter_vit-b16_vtab1k.py',
+    'dyn_repadapter': 'configs/cls/dyn_repadapter/dyn-repadapter_vit-b16_vtab1k.py',
+    'dyn_adapter_dyt': 'configs/cls/dyn_adapter/dyn-adapter-dyt-r0.5_vit-b16_vtab1k.py',
+}
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f'mmdyt_tool_{osp.basename(name)}',
+                                                  osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two shared cores: several threads per process only slow it down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def vtab_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('vtab-1k'))
+    write_vtab_task(root, TASK, {'train800': [0, 3, 7, 9], 'val200': [1, 2, 4, 8, 9, 0],
+                                 'test': [1, 3, 5, 9]})
+    return root
+
+
+def tiny_options(data_root, name, test_split='test'):
+    """A 12-layer 192-wide ViT on 7x7 patches (exits after blocks 3, 6, 9,
+    12), the tiny task, one epoch of two iterations."""
+    options = [
+        'model.backbone.arch=t', 'model.backbone.patch_size=32',
+        'model.backbone.pretrained=None', f'model.num_classes={NUM_CLASSES}',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=10',
+        'default_hooks.logger.interval=1', f'experiment_name={name}',
+    ]
+    splits = dict(train_dataloader='train800', val_dataloader='val200',
+                  test_dataloader=test_split)
+    for loader in LOADERS:
+        options += [f'{loader}.batch_size=2', f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False', f'{loader}.dataset.data_root={data_root}',
+                    f'{loader}.dataset.task={TASK}', f'{loader}.dataset.split={splits[loader]}']
+    return options
+
+
+@pytest.mark.parametrize('method', sorted(CONFIGS))
+def test_train_two_iters_test_and_calibrate(method, vtab_root, tmp_path, capsys):
+    config = osp.join(ROOT, CONFIGS[method])
+    work_dir = str(tmp_path / method)
+    train, test = load_tool('train'), load_tool('test')
+    train.main([config, '--work-dir', work_dir, '--cfg-options'] +
+               tiny_options(vtab_root, f'{method}_train'))
+    log = open(glob.glob(osp.join(work_dir, '*', '*.log'))[0]).read()
+    assert 'Epoch(train) [1][2/2]' in log
+    assert all(f'loss_exit{j}:' in log for j in range(4))
+    assert 'lambda_shallow:' in log and 'lambda_deep:' in log
+    if method == 'dyn_adapter_dyt':
+        assert 'loss_rate:' in log
+
+    checkpoint = osp.join(work_dir, 'epoch_1.pth')
+    metrics = test.main([config, checkpoint, '--work-dir', work_dir, '--cfg-options'] +
+                        tiny_options(vtab_root, f'{method}_test', test_split='val200'))
+    full_gflops = metrics['early_exit/gflops']
+    assert 0.0 <= metrics['early_exit/accuracy'] <= 100.0
+    assert metrics['early_exit/accuracy'] == pytest.approx(metrics['accuracy/top1'])
+    assert metrics['early_exit/exit3_ratio'] == 1.0  # thresholds 1.0: the last head
+    test_log = open(max(glob.glob(osp.join(work_dir, '*', '*.log')), key=osp.getmtime)).read()
+    for key in ('early_exit/accuracy', 'early_exit/gflops', 'early_exit/exit0_ratio'):
+        assert key in test_log
+    if method == 'dyn_adapter_dyt':
+        assert 0.0 <= metrics['efficiency/activation_rate'] <= 1.0
+
+    calibrate = load_tool('analysis_tools/calibrate_exits')
+    out = str(tmp_path / 'calibrated.py')
+    options = tiny_options(vtab_root, f'{method}_calibrated', test_split='val200')
+    thresholds = calibrate.main([config, checkpoint, '--budget', '0.5', '--out', out,
+                                 '--cfg-options'] + options)
+    printed = capsys.readouterr().out
+    assert 'exit histogram' in printed and out in printed
+    assert open(out).readline().startswith('# ')
+    metrics = test.main([out, checkpoint, '--work-dir', work_dir])
+    assert metrics['early_exit/gflops'] <= 0.5 * full_gflops
+    assert metrics['early_exit/exit3_ratio'] < 1.0
+    assert len(thresholds) == 4
