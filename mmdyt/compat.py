@@ -40,8 +40,16 @@ class _MmcvOpsStandIn(types.ModuleType):
 
     Its ``__path__`` is the real ``mmcv/ops`` folder, so a name is resolved
     lazily by importing the real submodule that defines it; a submodule that
-    needs ``mmcv._ext`` yields a placeholder that raises on use.
+    fails to import (it needs ``mmcv._ext``) yields a placeholder that
+    raises on use.
     """
+
+    def __init__(self, ops_dir):
+        super().__init__('mmcv.ops', self.__doc__)
+        self.__path__ = [ops_dir]
+        self.__file__ = osp.join(ops_dir, '__init__.py')
+        self._sources = _mmcv_ops_exports(self.__file__)
+        self.__all__ = sorted(self._sources)
 
     def bind_shadowed_names(self):
         """Resolve names equal to their submodule's name (``point_sample``).
@@ -54,23 +62,16 @@ class _MmcvOpsStandIn(types.ModuleType):
             if name == submodule:
                 getattr(self, name)
 
-    def __init__(self, ops_dir):
-        super().__init__('mmcv.ops', self.__doc__)
-        self.__path__ = [ops_dir]
-        self.__file__ = osp.join(ops_dir, '__init__.py')
-        self._sources = _mmcv_ops_exports(self.__file__)
-        self.__all__ = sorted(self._sources)
-
     def __getattr__(self, name):
-        if name.startswith('__') or name not in self._sources:
+        sources = self.__dict__.get('_sources', {})
+        if name.startswith('__') or name not in sources:
             raise AttributeError(f"module 'mmcv.ops' has no attribute '{name}'")
-        submodule, attr = self._sources[name]
+        submodule, attr = sources[name]
         try:
             value = getattr(importlib.import_module(f'mmcv.ops.{submodule}'), attr)
         except ImportError as e:
-            if getattr(e, 'name', None) != 'mmcv._ext':
-                raise
-            value = _placeholder(name, f'mmcv.ops.{name} {MMCV_FULL_HINT}')
+            reason = MMCV_FULL_HINT if e.name == 'mmcv._ext' else f'cannot be imported: {e}'
+            value = _placeholder(name, f'mmcv.ops.{name} {reason}')
         setattr(self, name, value)
         return value
 
