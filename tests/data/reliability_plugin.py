@@ -31,3 +31,17 @@ class NoGumbelNoiseHook(Hook):
 
     def before_run(self, runner):
         dispatcher.gumbel_sigmoid = lambda logits, tau: torch.sigmoid(logits / tau)
+
+
+@HOOKS.register_module()
+class PoisonWeightsHook(Hook):
+    """Before training iteration ``at`` (1-based) fills the classification
+    head's weights with NaN, so that this iteration's loss is NaN."""
+
+    def __init__(self, at=2):
+        self.at = at
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter + 1 == self.at:
+            with torch.no_grad():
+                getattr(runner.model, 'module', runner.model).head.fc.weight.fill_(float('nan'))

@@ -1,6 +1,7 @@
 """Helpers of the reliability tests: a tiny VTAB-1K-format task on disk, a
 config for it, the training tools run as subprocesses, the losses they
 record (``reliability_plugin.LossRecorderHook``)."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -64,6 +65,16 @@ def train(config, work_dir, *args, **kwargs):
     """``tools/train.py config --work-dir work_dir args``."""
     return run([sys.executable, ROOT / 'tools' / 'train.py', config, '--work-dir', work_dir,
                 *args], cwd=ROOT, **kwargs)
+
+
+def train_in_process(config, work_dir, *args):
+    """``tools/train.py``'s ``main`` in this process (errors raise here)."""
+    if str(DATA) not in sys.path:
+        sys.path.insert(0, str(DATA))
+    spec = importlib.util.spec_from_file_location('mmdyt_train_tool', ROOT / 'tools' / 'train.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main([str(config), '--work-dir', str(work_dir), *map(str, args)])
 
 
 def read_losses(work_dir, rank=0):
