@@ -1,0 +1,13 @@
+# Adaptation schedule of the demo: AdamW, lr 1e-3 (after a 20-iteration
+# warm-up) cosine-decayed over 4 epochs of the 4,000 training digits (252
+# iterations of 64), evaluated once, by tools/test.py.
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4), clip_grad=None)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=20),
+    dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=True, begin=0, end=4,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=4, val_interval=4)
+val_cfg = dict()
+test_cfg = dict()

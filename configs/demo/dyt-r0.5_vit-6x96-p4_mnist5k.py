@@ -1,0 +1,13 @@
+# Demo: DyT (MLP dispatch, r=0.5, adapter d=16) on the Fashion-MNIST ViT (6x96, patch 4), MNIST-5k
+# Rate loss weight 2.0; the Gumbel-sigmoid temperature is cosine-annealed from
+# 5 to 0.1 so that the last iterations train with near-noiseless masks, as at
+# inference.
+_base_ = ['./_base_/adapt_mnist5k.py']
+model = dict(
+    backbone=dict(dispatch='mlp', adapter_dim=16, num_experts=1, tau=5.0),
+    rate_loss=dict(type='ActivationRateLoss', target_rate=0.5, loss_weight=2.0))
+custom_hooks = [
+    dict(type='ActivationLoggerHook'),
+    dict(type='TemperatureScheduleHook', tau_start=5.0, tau_end=0.1,
+         policy='cosine'),
+]

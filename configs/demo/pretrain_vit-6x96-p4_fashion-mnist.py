@@ -1,0 +1,44 @@
+# Demo stage 1: a 6-block ViT (width 96, patch 4, 7x7 tokens) trained from scratch on Fashion-MNIST
+_base_ = ['./_base_/demo_runtime.py']
+fashion_root = '/usr/share/datasets/fashion-mnist'
+vit_arch = dict(embed_dims=96, num_layers=6, num_heads=3,
+                feedforward_channels=384)
+
+# mmpretrain's own ViT: the pretraining knows nothing of mmdyt, the adaptation
+# configs load its checkpoint into DyTVisionTransformer.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='VisionTransformer', arch=vit_arch, img_size=28,
+                  patch_size=4, out_type='cls_token', final_norm=True),
+    neck=None,
+    head=dict(type='LinearClsHead', num_classes=10, in_channels=96,
+              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+# ActivationLoggerHook of the runtime needs a DyTVisionTransformer.
+custom_hooks = []
+
+pipeline = [dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=128, num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='IDXDataset', data_root=fashion_root, split='train',
+                 classes='fashion-mnist', pipeline=pipeline))
+val_dataloader = dict(
+    batch_size=500, num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='IDXDataset', data_root=fashion_root, split='test',
+                 classes='fashion-mnist', pipeline=pipeline))
+val_evaluator = dict(type='Accuracy', topk=1)
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+    clip_grad=dict(max_norm=1.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=40),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=40,
+         end=469),
+]
+train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
