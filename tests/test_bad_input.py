@@ -1,0 +1,111 @@
+"""Bad input, end to end through ``tools/train.py``: each error names the
+problem (argument, file, line)."""
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / 'data'))
+import train_runs  # noqa: E402
+
+from mmdyt.models.backbones import DyTVisionTransformer  # noqa: E402
+
+TINY = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
+
+
+@pytest.fixture
+def task(tmp_path):
+    return Path(train_runs.write_task(tmp_path / 'data', num_train=8))
+
+
+def train(tmp_path, task, *options, extra_args=()):
+    config = train_runs.write_config(tmp_path / 'bad_input.py', task)
+    args = ['--no-validate', *extra_args]
+    if options:
+        args += ['--cfg-options', *options]
+    train_runs.train_in_process(config, tmp_path / 'work', *args)
+
+
+@pytest.mark.parametrize('option, message', [
+    ('model.backbone.dispatch=token',
+     "dispatch must be one of ('mlp', 'attn', 'attn_mlp', 'layer', None), got 'token'"),
+    ('model.backbone.arch=huge', "arch must be one of ['b', 'l', 's', 't'] or a dict, got 'huge'"),
+])
+def test_unknown_dispatch_or_arch(tmp_path, task, option, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train(tmp_path, task, option)
+
+
+def vit_checkpoint(path, **kwargs):
+    settings = dict(arch=TINY, img_size=32, patch_size=8)
+    settings.update(kwargs)
+    torch.save(DyTVisionTransformer(**settings).state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize('kwargs, key, shapes', [
+    (dict(patch_size=16), 'patch_embed.proj.weight', r'\(48, 3, 16, 16\) in the checkpoint '
+     r'and \(48, 3, 8, 8\) in the model'),
+    (dict(arch=dict(TINY, embed_dims=96, num_heads=6)), 'cls_token',
+     r'\(1, 1, 96\) in the checkpoint and \(1, 1, 48\) in the model'),
+])
+def test_pretrained_of_another_arch_or_patch_size(tmp_path, task, kwargs, key, shapes):
+    path = vit_checkpoint(tmp_path / 'other.pth', **kwargs)
+    with pytest.raises(ValueError, match=rf'checkpoint {path} does not fit the model: {key} has '
+                       rf'shape {shapes} \(another arch or patch size\?\)'):
+        train(tmp_path, task, f'model.backbone.pretrained={path}')
+
+
+def test_truncated_pretrained_checkpoint(tmp_path, task):
+    whole = vit_checkpoint(tmp_path / 'whole.pth').read_bytes()
+    path = tmp_path / 'truncated.pth'
+    path.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ValueError, match=rf'cannot read checkpoint {path}: the file is truncated'):
+        train(tmp_path, task, f'model.backbone.pretrained={path}')
+
+
+def test_empty_split(tmp_path, task):
+    (task / 'train800val200.txt').write_text('# no images yet\n\n')
+    with pytest.raises(ValueError, match=rf'{task}/train800val200.txt: empty split'):
+        train(tmp_path, task)
+
+
+def test_label_out_of_range(tmp_path, task):
+    split = task / 'train800val200.txt'
+    lines = split.read_text().splitlines()
+    lines[2] = lines[2].rsplit(maxsplit=1)[0] + ' 7'
+    split.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(ValueError, match=rf'{split}:3: label 7 outside \[0, 4\)'):
+        train(tmp_path, task)
+
+
+def test_undecodable_image(tmp_path, task):
+    """mmcv's ``LoadImageFromFile`` names the file (an AssertionError)."""
+    image = task / 'images' / 'train800val200' / '5.jpg'
+    image.write_bytes(b'not a jpeg at all')
+    with pytest.raises(AssertionError, match=rf'failed to load image: {image}'):
+        train(tmp_path, task, 'train_dataloader.sampler.shuffle=False')
+
+
+def test_truncated_checkpoint_to_resume(tmp_path, task):
+    """``--resume`` reads the file with mmengine / torch, whose message says
+    the file is corrupted (the path is the one given on the command line)."""
+    whole = vit_checkpoint(tmp_path / 'whole.pth').read_bytes()
+    path = tmp_path / 'truncated.pth'
+    path.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(RuntimeError, match='failed reading zip archive.*checkpoint file is '
+                       'corrupted'):
+        train(tmp_path, task, extra_args=['--resume', path])
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason='mmengine resumes with strict=False: a runner checkpoint of another '
+                   'arch only logs "size mismatch" warnings and training fails later in a matmul')
+def test_resume_from_a_checkpoint_of_another_arch(tmp_path, task):
+    config = train_runs.write_config(tmp_path / 'small.py', task, 'train_cfg = dict(max_iters=1)\n')
+    train_runs.train_in_process(config, tmp_path / 'small', '--no-validate')
+    with pytest.raises(ValueError, match='backbone.cls_token'):
+        train(tmp_path, task, 'model.backbone.arch.embed_dims=96', 'model.head.in_channels=96',
+              extra_args=['--resume', tmp_path / 'small' / 'iter_1.pth'])
