@@ -26,7 +26,7 @@ from mmengine.registry import MODELS
 
 from ..layers import (Adapter, LoRALinear, TokenDispatcher, build_adapter,
                       resize_pos_embed)
-from ..petl import apply_petl
+from ..petl import apply_petl, petl_flops
 from .checkpoint import load_vit_checkpoint
 
 ARCHS = {
@@ -320,7 +320,7 @@ class DyTBlock(nn.Module):
         """Per-sample multiply-adds of the last forward, counting only the
         tokens the skipping path computes: (B,) tensor, or int when nothing is
         dispatched. Counts LayerNorms (fvcore convention), attention matmuls,
-        adapters and dispatcher gates."""
+        adapters, dispatcher gates and patched-in PETL modules."""
         embed_dims = self.norm1.normalized_shape[0]
         attn_tokens, mlp_tokens = self.active_counts(num_tokens)
         total = (self.attn.flops(attn_tokens) + self.mlp.flops(mlp_tokens) +
@@ -331,7 +331,7 @@ class DyTBlock(nn.Module):
                 total = total + adapter.routing_flops()
         for dispatcher in self.dispatchers.values():
             total = total + (num_tokens - dispatcher.num_fixed_tokens) * embed_dims
-        return total
+        return total + petl_flops(self, num_tokens)
 
 
 @MODELS.register_module()

@@ -19,7 +19,7 @@ from ..backbones import DyTVisionTransformer, load_vit_checkpoint
 from ..backbones.dyt_vit import LN_FLOPS_PER_ELEMENT
 from ..heads.early_exit import ExitHead, balanced_head_specs, reaches_threshold
 from ..peft_state import install_peft_state
-from ..petl import petl_flops, set_dropout
+from ..petl import set_dropout
 from ..task_utils import attach_efficiency, build_rate_loss, rate_losses
 
 
@@ -186,7 +186,7 @@ class EarlyExitClassifier(BaseClassifier):
         exits = []
         for i, block in enumerate(backbone.blocks):
             x = block(x, skip_inactive=skip)
-            flops[alive] += block.flops(num_tokens) + petl_flops(block, num_tokens)
+            flops[alive] += block.flops(num_tokens)
             for mask in block.masks:
                 patches = mask[:, backbone.num_fixed_tokens:].detach()
                 rates[alive, dispatcher] = patches.float().mean(1)

@@ -63,8 +63,8 @@ def merge_petl(model):
 
 def petl_flops(block, num_tokens):
     """Multiply-adds of this package's modules in one block in its last
-    forward (the backbone's ``block.flops`` counts the ViT, its own adapters
-    and LoRA): (B,) tensor or int. Modules inside ``attn`` / ``mlp`` run on
+    forward, which ``DyTBlock.flops`` adds to its own count: (B,) tensor or
+    int. Modules inside ``attn`` / ``mlp`` run on
     the tokens that part computed (all tokens without DyT dispatch)."""
     attn_tokens, mlp_tokens = block.active_counts(num_tokens)
     total = 0
