@@ -24,6 +24,7 @@ Usage::
     python tools/demo.py --quick        # a few iterations, 3 methods (CI)
 """
 import argparse
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -36,11 +37,9 @@ import mmdyt  # noqa: F401
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
+from mmdyt.analysis import build_model, load_config, summarize, time_interleaved
 from mmdyt.datasets.idx import IDX_SPLIT_FILES, find_split_file
-from mmdyt.models.task_utils import find_dyt_backbone
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
@@ -157,83 +156,49 @@ def read_test_metrics(output):
     return {k: float(v) for k, v in re.findall(r'(\S+): (-?[\d.]+(?:e-?\d+)?)', lines[-1])}
 
 
-def build_model(config, checkpoint):
-    """The adapted classifier, weights loaded, in eval mode."""
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
-    return model.eval()
-
-
 def trainable_parameters(model):
     """Parameters trained by the method (backbone PEFT modules and head)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def test_images(num):
-    """The first ``num`` MNIST-5k test digits as a (num, 3, 28, 28) float
-    batch normalised like the configs' data preprocessor, and their labels."""
+def test_digits(num):
+    """The first ``num`` MNIST-5k test digits: (num, 28, 28, 3) uint8 images
+    and their labels."""
     from mmdyt.datasets import CSVDigits
     cfg = Config.fromfile(osp.join(CONFIG_DIR, '_base_', 'mnist5k_bs64.py'))
     dataset_cfg = dict(cfg.test_dataloader.dataset)
     dataset_cfg.pop('type')
     dataset_cfg.update(pipeline=[], indices=num)
     dataset = CSVDigits(**dataset_cfg)
-    images = np.stack([dataset[i]['img'] for i in range(len(dataset))])
-    labels = [dataset[i]['gt_label'] for i in range(len(dataset))]
-    batch = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-    return (batch - 127.5) / 127.5, labels
+    samples = [dataset[i] for i in range(len(dataset))]
+    return np.stack([s['img'] for s in samples]), [s['gt_label'] for s in samples]
 
 
-@torch.no_grad()
-def images_per_second(model, batch, repeats=3):
-    """Best-of-``repeats`` inference throughput of ``model`` on ``batch``
-    (the skipping path for DyT: deactivated tokens are not computed)."""
-    model(batch, mode='tensor')
-    best = float('inf')
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(batch, mode='tensor')
-        best = min(best, time.perf_counter() - start)
-    return len(batch) / best
+def images_per_second(models, images):
+    """Inference img/s of each model (name -> model) on the same batch, the
+    models timed in turn so that load changes hit all alike; the skipping
+    path for DyT (deactivated tokens are not computed). Median of 5."""
+    batch = (torch.from_numpy(images).permute(0, 3, 1, 2).float() - 127.5) / 127.5
+    times = time_interleaved(models, batch, repeats=5, warmup=1)
+    return {name: len(batch) / summarize(t)['median'] for name, t in times.items()}
 
 
-@torch.no_grad()
-def draw_tokens(model, batch, labels, out_dir):
-    """One PNG per digit: the image, then per block the patches that went
-    through the MLP (bright) and those only the adapter updated (dark)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    backbone = find_dyt_backbone(model)
-    model(batch, mode='tensor')
-    fixed = backbone.num_fixed_tokens
-    grid = backbone.patch_resolution
-    masks = torch.stack([m[:, fixed:].float() for m in backbone.masks()], 1)  # (B, L, N)
-    masks = masks.view(len(batch), -1, *grid)
-    os.makedirs(out_dir, exist_ok=True)
+def draw_tokens(config, checkpoint, images, labels, out_dir):
+    """PNGs of the tokens the model sends through its MLPs, one per test
+    digit, by ``tools/analysis_tools/visualize_tokens.py``."""
+    from PIL import Image
+    input_dir = osp.join(out_dir, 'inputs')
+    os.makedirs(input_dir, exist_ok=True)
     paths = []
-    for i in range(len(batch)):
-        image = batch[i, 0].numpy() * 0.5 + 0.5
-        fig, axes = plt.subplots(1, masks.shape[1] + 1, figsize=(1.6 * (masks.shape[1] + 1), 1.9))
-        axes[0].imshow(image, cmap='gray', vmin=0, vmax=1)
-        axes[0].set_title(f'digit {labels[i]}', fontsize=8)
-        for layer, ax in enumerate(axes[1:]):
-            mask = masks[i, layer].repeat_interleave(backbone.patch_size, 0)
-            mask = mask.repeat_interleave(backbone.patch_size, 1).numpy()
-            ax.imshow(image * (0.25 + 0.75 * mask), cmap='gray', vmin=0, vmax=1)
-            ax.imshow(mask, cmap='Greens', alpha=0.35, vmin=0, vmax=1)
-            ax.set_title(f'block {layer + 1}: {masks[i, layer].mean():.0%}', fontsize=8)
-        for ax in axes:
-            ax.axis('off')
-        fig.tight_layout()
-        path = osp.join(out_dir, f'digit{i}_label{labels[i]}.png')
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+    for i, (image, label) in enumerate(zip(images, labels)):
+        paths.append(osp.join(input_dir, f'digit{i}_label{label}.png'))
+        Image.fromarray(image).save(paths[-1])
+    spec = importlib.util.spec_from_file_location(
+        'mmdyt_tool_visualize_tokens',
+        osp.join(REPO, 'tools', 'analysis_tools', 'visualize_tokens.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main([config] + paths + ['--checkpoint', checkpoint, '--out-dir', out_dir])
 
 
 def adapt(args, key, config, weights):
@@ -297,28 +262,32 @@ def main(argv=None):
             runs[key] = adapt(args, key, osp.join(CONFIG_DIR, config_name), weights)
 
     torch.set_num_threads(args.threads)
-    batch, labels = test_images(BENCH_BATCH)
+    models = {key: build_model(load_config(run['config']), run['checkpoint'])
+              for key, run in runs.items()}
+    images, labels = test_digits(BENCH_BATCH)
+    speed = images_per_second(models, images)
     rows = []
     for key, label, _ in METHODS:
         if key not in runs:
             continue
-        model = build_model(runs[key]['config'], runs[key]['checkpoint'])
         metrics = runs[key]['metrics']
-        rows.append(dict(key=key, label=label, params=trainable_parameters(model),
+        rows.append(dict(key=key, label=label, params=trainable_parameters(models[key]),
                          top1=metrics['accuracy/top1'],
                          rate=metrics.get('efficiency/activation_rate'),
-                         gflops=metrics['efficiency/gflops'],
-                         img_s=images_per_second(model, batch)))
-        if key == TOKEN_METHOD:
-            token_pngs = draw_tokens(model, batch[:NUM_TOKEN_DIGITS], labels[:NUM_TOKEN_DIGITS],
-                                     osp.join(args.work_dir, 'tokens'))
+                         gflops=metrics['efficiency/gflops'], img_s=speed[key]))
+    token_dir = osp.join(args.work_dir, 'tokens')
+    if TOKEN_METHOD in runs:
+        draw_tokens(runs[TOKEN_METHOD]['config'], runs[TOKEN_METHOD]['checkpoint'],
+                    images[:NUM_TOKEN_DIGITS], labels[:NUM_TOKEN_DIGITS], token_dir)
     elapsed = time.time() - start
     table = format_table(rows)
     summary = verdict(rows)
     load_end = os.getloadavg()[0]
+    cpu = sum(os.times()[:4])
     timing = (f'Total wall time: {elapsed / 60:.1f} min ({elapsed:.0f} s) on {os.cpu_count()} '
               f'CPU(s), load average {load_start:.1f} at the start and {load_end:.1f} at the end; '
-              f'img/s: batch {BENCH_BATCH}, {args.threads} thread(s), best of 3.')
+              f'CPU time of the demo and its subprocesses {cpu / 60:.1f} min; '
+              f'img/s: batch {BENCH_BATCH}, {args.threads} thread(s), median of 5, models interleaved.')
     report = (f'# DyT demo: Fashion-MNIST ViT (6x96, patch 4) adapted to MNIST-5k'
               f'{" (--quick: meaningless numbers)" if args.quick else ""}\n\n'
               f'{table}\n\n{summary}\n\n{timing}\n')
@@ -328,8 +297,8 @@ def main(argv=None):
         json.dump(dict(rows=rows, wall_s=elapsed, load=[load_start, load_end]), f, indent=1)
     print('\n' + report)
     if TOKEN_METHOD in runs:
-        print(f'Token activations of {len(token_pngs)} test digits: '
-              f'{osp.join(args.work_dir, "tokens")}/')
+        print(f'Token activations of {NUM_TOKEN_DIGITS} test digits ({TOKEN_METHOD}): '
+              f'{token_dir}/')
     print(f'Results: {osp.join(args.work_dir, "results.md")}')
     return rows
 
