@@ -124,8 +124,9 @@ def main(argv=None):
         print(f'Activation rate: {mean["rates"].mean().item():.4f} (mean over '
               f'{len(rates)} dispatchers)')
     print(f'Params: {total / 1e6:.3f} M total, {trainable / 1e6:.3f} M trainable')
-    print(f'FLOPs: {mean["total"] / 1e9:.3f} G per sample (backbone '
-          f'{mean["backbone"] / 1e9:.3f} G, rest {mean["rest"] / 1e9:.4f} G)')
+    print(f'FLOPs: {mean["total"] / 1e9:.3f} G per sample ({mean["total"]:.0f} '
+          f'multiply-adds; backbone {mean["backbone"] / 1e9:.3f} G, rest '
+          f'{mean["rest"] / 1e9:.4f} G)')
 
 
 if __name__ == '__main__':
