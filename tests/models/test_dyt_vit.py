@@ -310,3 +310,11 @@ def test_bad_arguments_name_the_argument(kwargs, name):
 def test_rate_outside_unit_interval(rate):
     with pytest.raises(ValueError, match='target_rate'):
         ActivationRateLoss(rate)
+
+
+def test_load_state_dict_refuses_other_arch_even_non_strict():
+    wider = tiny_vit(arch=dict(TINY, embed_dims=96))
+    wrapper = torch.nn.Sequential(tiny_vit())
+    with pytest.raises(ValueError, match=r'0\.cls_token has shape \(1, 1, 96\).*\(1, 1, 48\)'):
+        wrapper.load_state_dict({f'0.{k}': v for k, v in wider.state_dict().items()},
+                                strict=False)

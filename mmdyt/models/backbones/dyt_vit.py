@@ -436,6 +436,7 @@ class DyTVisionTransformer(BaseModule):
         if petl is not None:
             apply_petl(self, petl)
         self._set_trainable()
+        self.register_load_state_dict_pre_hook(self._check_state_dict_shapes)
         self._last_num_tokens = None
 
     @staticmethod
@@ -462,6 +463,20 @@ class DyTVisionTransformer(BaseModule):
             nn.init.trunc_normal_(qkv.weight, std=0.02)
             if qkv.bias is not None:
                 nn.init.zeros_(qkv.bias)
+
+    def _check_state_dict_shapes(self, module, state_dict, prefix, *args):
+        """Refuse a state dict whose tensors do not fit this backbone (another
+        arch or patch size), whichever loader (load_from, resume, test) is
+        used: mmengine loads with ``strict=False`` and would only warn."""
+        own = dict(self.named_parameters())
+        own.update(self.named_buffers())
+        for name, tensor in own.items():
+            value = state_dict.get(prefix + name)
+            if value is not None and value.shape != tensor.shape:
+                raise ValueError(
+                    f'checkpoint does not fit the model: {prefix}{name} has shape '
+                    f'{tuple(value.shape)} in the checkpoint and {tuple(tensor.shape)} '
+                    'in the model (another arch or patch size?)')
 
     @property
     def lora_enabled(self):
