@@ -55,6 +55,8 @@ class PackedTokens:
 
     Args:
         mask (Tensor): (B, N) bool, True = active.
+        flat_index (Tensor, optional): ``mask.flatten().nonzero().squeeze(1)``
+            when the caller has it already.
 
     Attributes:
         flat_index (Tensor): (S,) rows of the (B * N, C) view that are active.
@@ -63,12 +65,13 @@ class PackedTokens:
         key_padding (Tensor): (B, 1, 1, K_max) bool, True for real keys.
     """
 
-    def __init__(self, mask):
+    def __init__(self, mask, flat_index=None):
         batch_size = mask.shape[0]
         counts = mask.sum(1)
         self.max_count = int(counts.max())
         self.batch_size = batch_size
-        self.flat_index = mask.flatten().nonzero().squeeze(1)
+        self.flat_index = (mask.flatten().nonzero().squeeze(1)
+                           if flat_index is None else flat_index)
         slot = (mask.cumsum(1) - 1)[mask]
         sample = self.flat_index // mask.shape[1]
         self.padded_index = sample * self.max_count + slot
@@ -289,10 +292,10 @@ class DyTBlock(nn.Module):
             Tensor: (B, N, C).
         """
         out = self._with_adapter(part, x)
-        if bool(mask.all()):
+        index = mask.flatten().nonzero().squeeze(1)
+        if index.numel() == mask.numel():
             return out.add_(delta(x, None))
-        packed = PackedTokens(mask) if pack else None
-        index = packed.flat_index if pack else mask.flatten().nonzero().squeeze(1)
+        packed = PackedTokens(mask, index) if pack else None
         active = x.reshape(-1, x.shape[-1]).index_select(0, index)
         out.view(-1, x.shape[-1]).index_add_(0, index, delta(active, packed))
         return out
