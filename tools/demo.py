@@ -165,7 +165,7 @@ def test_digits(num):
     """The first ``num`` MNIST-5k test digits: (num, 28, 28, 3) uint8 images
     and their labels."""
     from mmdyt.datasets import CSVDigits
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, '_base_', 'mnist5k_bs64.py'))
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, '_base_', 'mnist5k_bs32.py'))
     dataset_cfg = dict(cfg.test_dataloader.dataset)
     dataset_cfg.pop('type')
     dataset_cfg.update(pipeline=[], indices=num)

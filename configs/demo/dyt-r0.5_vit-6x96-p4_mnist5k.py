@@ -1,7 +1,7 @@
 # Demo: DyT (MLP dispatch, r=0.5, adapter d=16) on the Fashion-MNIST ViT (6x96, patch 4), MNIST-5k
 # Rate loss weight 2.0; the Gumbel-sigmoid temperature is cosine-annealed from
-# 5 to 0.1 so that the last iterations train with near-noiseless masks, as at
-# inference.
+# 5 to 0.1: the hard masks do not depend on tau, but the straight-through
+# gradient sharpens around each gate's decision boundary as tau falls.
 _base_ = ['./_base_/adapt_mnist5k.py']
 model = dict(
     backbone=dict(dispatch='mlp', adapter_dim=16, num_experts=1, tau=5.0),

