@@ -19,6 +19,7 @@ Example::
 """
 import argparse
 import multiprocessing
+import queue as queue_module
 import statistics
 
 import mmdyt  # noqa: F401
@@ -129,7 +130,14 @@ def _in_subprocess(*args):
     queue = context.Queue()
     process = context.Process(target=_training_worker, args=args + (queue, ))
     process.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=1)
+            break
+        except queue_module.Empty:
+            if not process.is_alive():
+                raise RuntimeError(f'the training benchmark of {args[0]} failed '
+                                   f'(exit code {process.exitcode}), see above')
     process.join()
     return result
 
@@ -138,7 +146,10 @@ def benchmark_training(args):
     if args.baseline:
         baseline = (args.baseline, None)
     else:
-        baseline = (args.config, {**(args.cfg_options or {}), **FULL_TUNING})
+        model_cfg = load_config(args.config, args.cfg_options).model
+        # the task glue refuses dispatcher losses without dispatchers
+        losses = {f'model.{k}': None for k in ('rate_loss', 'distill') if k in model_cfg}
+        baseline = (args.config, {**(args.cfg_options or {}), **FULL_TUNING, **losses})
     for batch_size in args.batch_size:
         results = {}
         for name, (config, options) in dict(model=(args.config, args.cfg_options),
