@@ -19,6 +19,7 @@ Example::
 """
 import argparse
 import multiprocessing
+import os
 import queue as queue_module
 import statistics
 
@@ -129,7 +130,17 @@ def _in_subprocess(*args):
     context = multiprocessing.get_context('spawn')
     queue = context.Queue()
     process = context.Process(target=_training_worker, args=args + (queue, ))
-    process.start()
+    # A fixed mmap threshold makes glibc return every freed tensor to the
+    # system, so the worker's resident size follows its live tensors.
+    previous = os.environ.get('MALLOC_MMAP_THRESHOLD_')
+    os.environ['MALLOC_MMAP_THRESHOLD_'] = '65536'
+    try:
+        process.start()
+    finally:
+        if previous is None:
+            del os.environ['MALLOC_MMAP_THRESHOLD_']
+        else:
+            os.environ['MALLOC_MMAP_THRESHOLD_'] = previous
     while True:
         try:
             result = queue.get(timeout=1)
