@@ -162,16 +162,24 @@ def trainable_parameters(model):
 
 
 def test_digits(num):
-    """The first ``num`` MNIST-5k test digits: (num, 28, 28, 3) uint8 images
-    and their labels."""
+    """``num`` MNIST-5k test digits evenly spread over the test split (which
+    is ordered by class): (num, 28, 28, 3) uint8 images and their labels."""
     from mmdyt.datasets import CSVDigits
     cfg = Config.fromfile(osp.join(CONFIG_DIR, '_base_', 'mnist5k_bs32.py'))
     dataset_cfg = dict(cfg.test_dataloader.dataset)
     dataset_cfg.pop('type')
-    dataset_cfg.update(pipeline=[], indices=num)
-    dataset = CSVDigits(**dataset_cfg)
-    samples = [dataset[i] for i in range(len(dataset))]
+    dataset = CSVDigits(**dict(dataset_cfg, pipeline=[]))
+    indices = np.linspace(0, len(dataset) - 1, min(num, len(dataset))).round().astype(int)
+    samples = [dataset[int(i)] for i in indices]
     return np.stack([s['img'] for s in samples]), [s['gt_label'] for s in samples]
+
+
+def one_per_class(labels, num):
+    """Indices of the first digit of each of the first ``num`` classes seen."""
+    first = {}
+    for i, label in enumerate(labels):
+        first.setdefault(label, i)
+    return sorted(first.values())[:num]
 
 
 def images_per_second(models, images):
@@ -277,8 +285,9 @@ def main(argv=None):
                          gflops=metrics['efficiency/gflops'], img_s=speed[key]))
     token_dir = osp.join(args.work_dir, 'tokens')
     if TOKEN_METHOD in runs:
+        picked = one_per_class(labels, NUM_TOKEN_DIGITS)
         draw_tokens(runs[TOKEN_METHOD]['config'], runs[TOKEN_METHOD]['checkpoint'],
-                    images[:NUM_TOKEN_DIGITS], labels[:NUM_TOKEN_DIGITS], token_dir)
+                    images[picked], [labels[i] for i in picked], token_dir)
     elapsed = time.time() - start
     table = format_table(rows)
     summary = verdict(rows)
