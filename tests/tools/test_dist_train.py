@@ -1,5 +1,6 @@
 """DDP on CPU (gloo): the rate loss's global mean, no unused parameters in any
 DyT / PEFT setting, and ``tools/dist_train.sh`` against a single process."""
+import datetime
 import os
 import socket
 import sys
@@ -67,7 +68,8 @@ def ddp_worker(rank, world_size, port):
 
     from mmdyt.models.losses import ActivationRateLoss
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    dist.init_process_group('gloo', rank=rank, world_size=world_size,
+                            timeout=datetime.timedelta(seconds=120))
     torch.set_num_threads(1)
     no_gumbel_noise()
     rate_loss = ActivationRateLoss(target_rate=0.3)

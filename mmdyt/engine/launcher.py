@@ -1,0 +1,103 @@
+"""What tools/train.py and tools/test.py share: the common CLI flags, the
+work directory, distributed set-up without CUDA, and building the runner."""
+import os
+import os.path as osp
+import subprocess
+
+import torch
+from mmengine.config import ConfigDict, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+
+def add_common_args(parser):
+    """``--work-dir``, ``--cfg-options``, ``--launcher`` and both spellings of
+    ``--local-rank`` (torch.distributed.launch passes ``--local-rank`` since
+    torch 2.0)."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, xxx=yyy pairs merged into the config; '
+        'a list is key="[a,b]" or key=a,b, nested key="[(a,b),(c,d)]", '
+        'quotes needed and no white space')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def parse_with_local_rank(parser, argv=None):
+    """Parse and export ``LOCAL_RANK`` when the launcher did not."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def apply_common_args(cfg, args):
+    """Launcher, work dir (CLI > config > config file name) and
+    ``--cfg-options`` into ``cfg``."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def setup_cpu_distributed(cfg):
+    """Run the pytorch or slurm launcher without CUDA: gloo, CPU process
+    group, CPU DDP.
+
+    mmengine asks for ``nccl`` by default and its pytorch and slurm launchers
+    call ``torch.cuda.set_device``; the runner skips its own set-up when a
+    process group already exists, so start one here with ``gloo``.
+    """
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
+    dist_cfg = env_cfg.setdefault('dist_cfg', ConfigDict())
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        dist_cfg['backend'] = 'gloo'
+        print_log('CUDA is unavailable: using the gloo backend instead of nccl',
+                  logger='current')
+    if cfg.launcher not in ('pytorch', 'slurm') or torch.distributed.is_initialized():
+        return
+    if cfg.launcher == 'slurm':
+        export_slurm_env()
+    init_kwargs = {k: v for k, v in dist_cfg.items() if k != 'init_backend'}
+    torch.distributed.init_process_group(**init_kwargs)
+    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
+
+
+def export_slurm_env():
+    """RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT from the
+    SLURM_* variables, as mmengine's slurm launcher sets them (which, without
+    CUDA, fails in ``torch.cuda.set_device``)."""
+    node_list = os.environ['SLURM_NODELIST']
+    os.environ.setdefault(
+        'MASTER_ADDR', subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1'))
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+
+
+def build_runner(cfg):
+    """The config's ``runner_type`` if it names one, else mmengine's Runner."""
+    setup_cpu_distributed(cfg)
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
