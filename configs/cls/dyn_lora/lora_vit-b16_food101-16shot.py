@@ -9,6 +9,6 @@ val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 model = dict(
     exit_layers=[12], heads=[dict(type='linear', norm=False)], stage_dropout=None, num_classes=101)
-custom_hooks = []
+custom_hooks = [dict(type='MergePETLHook')]
 val_evaluator = [dict(type='Accuracy', topk=(1, )), dict(type='EarlyExitMetric')]
 test_evaluator = val_evaluator

@@ -2,10 +2,11 @@
 from .activation_logger import ActivationLoggerHook
 from .gradient_mask import GradientMaskHook
 from .loss_priority import LossPriorityHook
+from .merge_petl import MergePETLHook
 from .nan_guard import NaNGuardHook
 from .rng_state import RNGStateHook
 from .temperature import TAU_POLICIES, TemperatureScheduleHook, scheduled_tau
 
 __all__ = ['ActivationLoggerHook', 'TemperatureScheduleHook', 'scheduled_tau',
            'TAU_POLICIES', 'GradientMaskHook', 'LossPriorityHook',
-           'NaNGuardHook', 'RNGStateHook']
+           'NaNGuardHook', 'RNGStateHook', 'MergePETLHook']

@@ -2,13 +2,12 @@ import pytest
 import torch
 from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
-from mmengine.registry import init_default_scope
 
 import mmdyt  # noqa: F401
 from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.recognizers import FrameDyTVisionTransformer
 
-init_default_scope('mmaction')
+DEFAULT_SCOPE = 'mmaction'
 TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
 
 

@@ -1,11 +1,10 @@
 import pytest
 from mmaction.datasets import VideoDataset
 from mmengine.dataset import Compose
-from mmengine.registry import init_default_scope
 
 import mmdyt  # noqa: F401
 
-init_default_scope('mmaction')
+DEFAULT_SCOPE = 'mmaction'
 
 
 def pipeline(skip_corrupt=False, frame_interval=4):

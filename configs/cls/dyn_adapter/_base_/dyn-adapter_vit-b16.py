@@ -27,4 +27,5 @@ custom_hooks = [
     dict(type='LossPriorityHook', shallow_start=0.1, deep_start=1.0, meet=0.5,
          policy='cosine'),
     dict(type='GradientMaskHook', mask_prob=0.1),
+    dict(type='MergePETLHook'),
 ]

@@ -1,0 +1,29 @@
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from mmdyt.engine.hooks import MergePETLHook
+from mmdyt.models.backbones import DyTVisionTransformer
+from mmdyt.models.layers import LoRALinear
+from mmdyt.models.petl import RepAdapterLinear
+
+
+@pytest.mark.parametrize('petl, wrapped', [(dict(lora_rank=2), 2),
+                                           (dict(petl=dict(type='rep_adapter', dim=4)), 4)])
+def test_merges_before_test_and_keeps_outputs(petl, wrapped):
+    torch.manual_seed(0)
+    model = DyTVisionTransformer(
+        arch=dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96),
+        img_size=16, patch_size=8, dispatch=None, adapter_dim=None, **petl).eval()
+    for name, param in model.named_parameters():
+        if 'lora_' in name or 'petl_' in name:
+            param.data.normal_(0, 0.1)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        before = model(x)[0]
+        MergePETLHook().before_test(SimpleNamespace(model=model))
+        after = model(x)[0]
+    wrappers = [m for m in model.modules() if isinstance(m, (LoRALinear, RepAdapterLinear))]
+    assert len(wrappers) == wrapped and all(m.merged for m in wrappers)
+    assert (before - after).abs().max() < 1e-5
