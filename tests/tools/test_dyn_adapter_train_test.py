@@ -107,3 +107,25 @@ def test_train_two_iters_test_and_calibrate(method, vtab_root, tmp_path, capsys)
     assert metrics['early_exit/gflops'] <= 0.5 * full_gflops
     assert metrics['early_exit/exit3_ratio'] < 1.0
     assert len(thresholds) == 4
+
+
+@pytest.mark.parametrize('method', ['dyn-lora', 'dyn-repadapter'])
+def test_budget_config_calibrates_before_testing(method, vtab_root, tmp_path):
+    """A ``*-b50`` config trains as its method config does; tools/test.py then
+    merges the PETL modules, calibrates the thresholds on val200 to 50 % of
+    the backbone FLOPs (ExitCalibrationHook) and tests with them."""
+    folder = method.replace('-', '_')
+    budget_config = osp.join(ROOT, f'configs/cls/{folder}/{method}-b50_vit-b16_vtab1k.py')
+    work_dir = str(tmp_path / method)
+    train, test = load_tool('train'), load_tool('test')
+    train.main([budget_config, '--work-dir', work_dir, '--cfg-options'] +
+               tiny_options(vtab_root, f'{method}_b50_train'))
+    checkpoint = osp.join(work_dir, 'epoch_1.pth')
+    full = test.main([budget_config, checkpoint, '--work-dir', work_dir, '--cfg-options',
+                      'exit_budget=None'] + tiny_options(vtab_root, f'{method}_full', 'val200'))
+    calibrated = test.main([budget_config, checkpoint, '--work-dir', work_dir, '--cfg-options'] +
+                           tiny_options(vtab_root, f'{method}_b50', 'val200'))
+    assert full['early_exit/exit3_ratio'] == 1.0
+    assert calibrated['early_exit/gflops'] <= 0.5 * full['early_exit/gflops']
+    log = open(max(glob.glob(osp.join(work_dir, '*', '*.log')), key=osp.getmtime)).read()
+    assert 'ExitCalibrationHook: thresholds' in log and 'for 50% of the backbone' in log

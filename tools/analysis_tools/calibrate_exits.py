@@ -15,12 +15,11 @@ import argparse
 import os.path as osp
 
 import mmdyt  # noqa: F401
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 
-from mmdyt.models.heads.early_exit import calibrate_thresholds, first_exit
+from mmdyt.models.heads.early_exit import calibrate_model_exits
 from mmdyt.models.petl import merge_petl
 
 
@@ -38,41 +37,8 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@torch.no_grad()
-def collect_exits(model, dataloader):
-    """Confidences, correctness and cumulative FLOPs of every exit.
-
-    Returns:
-        tuple[Tensor]: (N, S) confidences, (N, S) bool correct, (N, S)
-        float64 FLOPs of leaving at each exit, (N,) full-backbone FLOPs.
-    """
-    heads_flops = sum(head.flops() for head in model.heads)
-    confidences, correct, flops = [], [], []
-    for data in dataloader:
-        data = model.data_preprocessor(data, False)
-        exits, _ = model.run_exits(data['inputs'])
-        target = torch.cat([s.gt_label for s in data['data_samples']]).cpu()
-        probs = [logits.softmax(-1).cpu() for _, logits, _ in exits]
-        confidences.append(torch.stack([p.max(-1).values for p in probs], 1))
-        correct.append(torch.stack([p.argmax(-1) == target for p in probs], 1))
-        flops.append(torch.stack([f.cpu() for _, _, f in exits], 1))
-    flops = torch.cat(flops)
-    return torch.cat(confidences), torch.cat(correct), flops, flops[:, -1] - heads_flops
-
-
-def summary(confidences, correct, flops, thresholds):
-    """Accuracy (%), mean FLOPs and the exit histogram under ``thresholds``."""
-    exits = first_exit(confidences, thresholds)
-    rows = torch.arange(len(exits))
-    histogram = torch.bincount(exits, minlength=confidences.shape[1])
-    return (100 * correct[rows, exits].double().mean().item(),
-            flops[rows, exits].mean().item(), histogram.tolist())
-
-
 def main(argv=None):
     args = parse_args(argv)
-    if not 0 < args.budget <= 1:
-        raise ValueError(f'--budget must be in (0, 1], got {args.budget}')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -87,12 +53,9 @@ def main(argv=None):
     if not args.no_merge:
         merge_petl(model)
     model.eval()
-    confidences, correct, flops, backbone_flops = collect_exits(
-        model, Runner.build_dataloader(cfg.val_dataloader))
-    reference = backbone_flops.mean().item()
-    thresholds = calibrate_thresholds(confidences, flops, args.budget * reference)
-    accuracy, mean_flops, histogram = summary(confidences, correct, flops, thresholds)
-    full_accuracy = 100 * correct[:, -1].double().mean().item()
+    thresholds, stats = calibrate_model_exits(
+        model, Runner.build_dataloader(cfg.val_dataloader), args.budget)
+    reference = stats['backbone_flops']
 
     cfg.model.thresholds = thresholds
     stem = osp.splitext(osp.basename(args.config))[0]
@@ -102,9 +65,10 @@ def main(argv=None):
         f.write(f'# {stem} with exit thresholds calibrated to {args.budget:.0%} of the '
                 f'backbone FLOPs on the val split\n' + cfg.pretty_text)
     print(f'thresholds: {[round(t, 6) for t in thresholds]}')
-    print(f'val accuracy {accuracy:.2f} (last head only {full_accuracy:.2f}), '
-          f'mean GFLOPs {mean_flops / 1e9:.4f} = {mean_flops / reference:.1%} of the '
-          f'backbone ({reference / 1e9:.4f}), exit histogram {histogram}')
+    print(f"val accuracy {stats['accuracy']:.2f} (last head only "
+          f"{stats['last_head_accuracy']:.2f}), mean GFLOPs {stats['flops'] / 1e9:.4f} = "
+          f"{stats['flops'] / reference:.1%} of the backbone ({reference / 1e9:.4f}), "
+          f"exit histogram {stats['histogram']}")
     print(f'written {out}')
     return thresholds
 

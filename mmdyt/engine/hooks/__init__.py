@@ -1,5 +1,6 @@
 """Toolbox-neutral hooks, registered in mmengine's root ``HOOKS``."""
 from .activation_logger import ActivationLoggerHook
+from .exit_calibration import ExitCalibrationHook
 from .gradient_mask import GradientMaskHook
 from .loss_priority import LossPriorityHook
 from .merge_petl import MergePETLHook
@@ -9,4 +10,5 @@ from .temperature import TAU_POLICIES, TemperatureScheduleHook, scheduled_tau
 
 __all__ = ['ActivationLoggerHook', 'TemperatureScheduleHook', 'scheduled_tau',
            'TAU_POLICIES', 'GradientMaskHook', 'LossPriorityHook',
-           'NaNGuardHook', 'RNGStateHook', 'MergePETLHook']
+           'NaNGuardHook', 'RNGStateHook', 'MergePETLHook',
+           'ExitCalibrationHook']

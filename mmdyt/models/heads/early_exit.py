@@ -4,7 +4,8 @@
 * :func:`balanced_head_specs`: head balance, heavier (MLP) heads on the
   shallow exits and light (linear) heads on the deep ones.
 * :func:`first_exit` / :func:`calibrate_thresholds`: the confidence-threshold
-  exit policy and its calibration to a FLOPs budget.
+  exit policy and its calibration to a FLOPs budget, on what
+  :func:`collect_exits` gathers from a dataloader.
 """
 import torch
 import torch.nn as nn
@@ -156,3 +157,56 @@ def calibrate_thresholds(confidences, cum_flops, budget_flops):
         else:
             high = mid - 1
     return [candidates[low]] * (confidences.shape[1] - 1) + [0.0]
+
+
+@torch.no_grad()
+def collect_exits(model, dataloader):
+    """Confidences, correctness and cumulative FLOPs of every exit of an
+    early-exit classifier (eval mode; anything with ``data_preprocessor``,
+    ``heads`` and ``run_exits``) over a dataloader.
+
+    Returns:
+        tuple[Tensor]: (N, S) confidences, (N, S) bool correct, (N, S)
+        float64 FLOPs of leaving at each exit, (N,) full-backbone FLOPs.
+    """
+    heads_flops = sum(head.flops() for head in model.heads)
+    confidences, correct, flops = [], [], []
+    for data in dataloader:
+        data = model.data_preprocessor(data, False)
+        exits, _ = model.run_exits(data['inputs'])
+        target = torch.cat([s.gt_label for s in data['data_samples']]).cpu()
+        probs = [logits.softmax(-1).cpu() for _, logits, _ in exits]
+        confidences.append(torch.stack([p.max(-1).values for p in probs], 1))
+        correct.append(torch.stack([p.argmax(-1) == target for p in probs], 1))
+        flops.append(torch.stack([f.cpu() for _, _, f in exits], 1))
+    flops = torch.cat(flops)
+    return torch.cat(confidences), torch.cat(correct), flops, flops[:, -1] - heads_flops
+
+
+def exit_summary(confidences, correct, flops, thresholds):
+    """Accuracy (%), mean FLOPs and the exit histogram under ``thresholds``."""
+    exits = first_exit(confidences, thresholds)
+    rows = torch.arange(len(exits))
+    histogram = torch.bincount(exits, minlength=confidences.shape[1])
+    return (100 * correct[rows, exits].double().mean().item(),
+            flops[rows, exits].mean().item(), histogram.tolist())
+
+
+def calibrate_model_exits(model, dataloader, budget):
+    """Thresholds that keep ``model``'s mean FLOPs on ``dataloader`` within
+    ``budget`` x its full-depth backbone FLOPs.
+
+    Returns:
+        tuple[list[float], dict]: the thresholds and what they give on that
+        data: ``accuracy`` (%), ``last_head_accuracy``, ``flops`` (mean),
+        ``backbone_flops`` (mean, full depth, no heads), ``histogram``.
+    """
+    if not 0 < budget <= 1:
+        raise ValueError(f'budget must be in (0, 1], got {budget}')
+    confidences, correct, flops, backbone_flops = collect_exits(model, dataloader)
+    reference = backbone_flops.mean().item()
+    thresholds = calibrate_thresholds(confidences, flops, budget * reference)
+    accuracy, mean_flops, histogram = exit_summary(confidences, correct, flops, thresholds)
+    return thresholds, dict(accuracy=accuracy, flops=mean_flops, backbone_flops=reference,
+                            histogram=histogram,
+                            last_head_accuracy=100 * correct[:, -1].double().mean().item())

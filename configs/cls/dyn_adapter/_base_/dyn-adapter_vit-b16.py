@@ -28,4 +28,7 @@ custom_hooks = [
          policy='cosine'),
     dict(type='GradientMaskHook', mask_prob=0.1),
     dict(type='MergePETLHook'),
+    # Calibrates the thresholds on val before testing when the config sets
+    # `exit_budget` (the *-b50 / *-b70 configs); a no-op otherwise.
+    dict(type='ExitCalibrationHook'),
 ]

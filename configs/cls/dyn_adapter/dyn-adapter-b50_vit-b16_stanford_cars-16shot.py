@@ -1,0 +1,3 @@
+# Dyn-Adapter, exit thresholds calibrated on val to 50 % of the backbone FLOPs before testing, ViT-B/16, stanford_cars 16-shot
+_base_ = ['./dyn-adapter_vit-b16_stanford_cars-16shot.py']
+exit_budget = 0.5

@@ -1,0 +1,3 @@
+# Dyn-Adapter, exit thresholds calibrated on val to 70 % of the backbone FLOPs before testing, ViT-B/16, oxford_pets 16-shot
+_base_ = ['./dyn-adapter_vit-b16_oxford_pets-16shot.py']
+exit_budget = 0.7

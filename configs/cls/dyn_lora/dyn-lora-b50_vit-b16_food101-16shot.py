@@ -1,0 +1,3 @@
+# Dyn-LoRA, exit thresholds calibrated on val to 50 % of the backbone FLOPs before testing, ViT-B/16, food101 16-shot
+_base_ = ['./dyn-lora_vit-b16_food101-16shot.py']
+exit_budget = 0.5
