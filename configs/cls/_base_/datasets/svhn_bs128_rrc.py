@@ -1,36 +1,10 @@
-# SVHN from the official train_32x32.mat / test_32x32.mat (mmdyt's SVHN),
-# RandomResizedCrop to 224 for training (DyT Table 7), 128 images per GPU.
+# SVHN from the official train_32x32.mat / test_32x32.mat (mmdyt's SVHN), with
+# the CIFAR-100 recipe: RandomResizedCrop to 224 for training (DyT Table 7),
+# 128 images per GPU; the samples carry RGB arrays (no LoadImageFromFile).
+_base_ = ['./cifar100_bs128_rrc.py']
 dataset_type = 'SVHN'
 data_root = 'data/svhn'
-# the samples carry RGB arrays (no LoadImageFromFile)
-data_preprocessor = dict(num_classes=10, mean=[127.5, 127.5, 127.5],
-                         std=[127.5, 127.5, 127.5], to_rgb=False)
-
-train_pipeline = [
-    dict(type='RandomResizedCrop', scale=224, interpolation='bicubic'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='Resize', scale=(224, 224), interpolation='bicubic'),
-    dict(type='PackInputs'),
-]
-
-train_dataloader = dict(
-    batch_size=128,
-    num_workers=8,
-    persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                 pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
-)
-val_dataloader = dict(
-    batch_size=128,
-    num_workers=8,
-    persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='test',
-                 pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-val_evaluator = [dict(type='Accuracy', topk=(1, 5)), dict(type='EfficiencyMetric')]
+data_preprocessor = dict(num_classes=10)
+train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
