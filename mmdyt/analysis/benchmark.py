@@ -117,6 +117,29 @@ def _rss_bytes():
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+def _reset_peak_rss():
+    """Reset the process's peak resident size to the current one (Linux >=
+    4.0, ``/proc/self/clear_refs``); False where that is not possible."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes():
+    """Peak resident size: ``VmHWM`` where /proc has it, else ``ru_maxrss``."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def training_step_cost(model, inputs, steps=3, warmup=1):
     """Seconds per training step and peak memory of ``model`` (run this in a
     fresh process per model: the peak is a process high-water mark).
@@ -126,9 +149,11 @@ def training_step_cost(model, inputs, steps=3, warmup=1):
     gates get gradients as with the rate loss), backward and an AdamW step on
     the trainable parameters. Peak memory: on CUDA
     ``torch.cuda.max_memory_allocated``; on CPU the peak resident set size
-    (``ru_maxrss``) minus the resident size before the first step, i.e. what
-    the steps add on top of the model and its input: activations, gradients
-    and optimizer states.
+    during the steps (the high-water mark is reset before the first step
+    where Linux allows it; otherwise it is the process's, hence a fresh
+    process per model) minus the resident size before the first step, i.e.
+    what the steps add on top of the model and its input: activations,
+    gradients and optimizer states.
 
     Returns:
         dict: ``times`` (seconds per step, one per timed step) and
@@ -143,6 +168,7 @@ def training_step_cost(model, inputs, steps=3, warmup=1):
         torch.cuda.reset_peak_memory_stats()
         start_bytes = torch.cuda.memory_allocated()
     else:
+        _reset_peak_rss()
         start_bytes = _rss_bytes()
     times = []
     for step in range(warmup + steps):
@@ -164,5 +190,5 @@ def training_step_cost(model, inputs, steps=3, warmup=1):
     if cuda:
         peak = torch.cuda.max_memory_allocated() - start_bytes
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - start_bytes
+        peak = _peak_rss_bytes() - start_bytes
     return dict(times=times, peak_bytes=peak)

@@ -64,3 +64,13 @@ def test_training_step_cost_trains_only_tuning_parameters():
     assert len(result['times']) == 2 and result['peak_bytes'] >= 0
     assert torch.equal(model.blocks[0].mlp.fc1.weight, frozen)
     assert not torch.equal(model.blocks[0].dispatchers['mlp'].gate.weight, gate)
+
+
+def test_peak_rss_reset_forgets_earlier_peaks():
+    from mmdyt.analysis.benchmark import _peak_rss_bytes, _reset_peak_rss
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, resident
+    del block
+    peak_with_block = _peak_rss_bytes()
+    if not _reset_peak_rss():
+        pytest.skip('/proc/self/clear_refs is not writable here')
+    assert _peak_rss_bytes() < peak_with_block - 32 * 2**20

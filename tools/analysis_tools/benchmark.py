@@ -30,6 +30,7 @@ from mmengine.config import DictAction
 from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
                             load_config, summarize, time_interleaved,
                             training_step_cost)
+from mmdyt.models.layers import onednn_linear_enabled, set_onednn_linear
 from mmdyt.models.task_utils import find_dyt_backbone
 
 DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16)
@@ -57,6 +58,9 @@ def parse_args(argv=None):
     parser.add_argument('--force-rate', type=float,
                         help='set the gates so that this fraction of the patch tokens '
                         'is active in every layer (e.g. 0.5 or 1.0)')
+    parser.add_argument('--no-onednn', action='store_true',
+                        help="run mmdyt's linear layers on aten's (MKL) kernels instead of "
+                        'oneDNN in CPU inference, as the default baseline does')
     parser.add_argument('--train', action='store_true',
                         help='training step time and peak memory instead of inference')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -91,7 +95,9 @@ def benchmark_inference(args):
     baseline.to(dtype)
     shape = input_shape(args, backbone)
     print(f'device {device} ({torch.cuda.get_device_name() if device.type == "cuda" else "cpu"})'
-          f', dtype {args.dtype}, threads {torch.get_num_threads()}, input {shape}')
+          f', dtype {args.dtype}, threads {torch.get_num_threads()}, input {shape}, '
+          f"mmdyt linear kernels {'oneDNN' if onednn_linear_enabled() else 'aten'} "
+          '(CPU inference)')
     for batch_size in args.batch_size:
         torch.manual_seed(0)
         inputs = torch.randn(batch_size, *shape, device=device, dtype=dtype)
@@ -182,6 +188,7 @@ def benchmark_training(args):
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    set_onednn_linear(not args.no_onednn)
     if args.train:
         benchmark_training(args)
     else:

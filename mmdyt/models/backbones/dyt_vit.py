@@ -25,7 +25,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
 from ..layers import (Adapter, LoRALinear, TokenDispatcher, build_adapter,
-                      resize_pos_embed)
+                      linear, resize_pos_embed)
 from ..petl import apply_petl, petl_flops
 from .checkpoint import load_vit_checkpoint
 
@@ -114,14 +114,14 @@ class Attention(nn.Module):
         """``key_mask`` (B, N) float in [0, 1] (1 = key kept) removes keys from
         the softmax by renormalising the probabilities, which stays
         differentiable with respect to a straight-through mask."""
-        q, k, v = self._split_heads(self.qkv(x))
+        q, k, v = self._split_heads(linear(self.qkv, x))
         if key_mask is None:
             out = F.scaled_dot_product_attention(q, k, v)
         else:
             probs = (q @ k.transpose(-2, -1) * q.shape[-1]**-0.5).softmax(-1)
             probs = probs * key_mask[:, None, None, :]
             out = probs / probs.sum(-1, keepdim=True) @ v
-        return self.proj(self._merge_heads(out))
+        return linear(self.proj, self._merge_heads(out))
 
     def forward_packed(self, tokens, packed):
         """Attention among each sample's active tokens only.
@@ -133,10 +133,10 @@ class Attention(nn.Module):
         Returns:
             Tensor: (S, C)
         """
-        qkv = packed.to_padded(self.qkv(tokens))
+        qkv = packed.to_padded(linear(self.qkv, tokens))
         q, k, v = self._split_heads(qkv)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=packed.key_padding)
-        return self.proj(packed.from_padded(self._merge_heads(out)))
+        return linear(self.proj, packed.from_padded(self._merge_heads(out)))
 
     def flops(self, num_tokens):
         """Multiply-adds for ``num_tokens`` tokens attending to each other."""
@@ -156,7 +156,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
 
     def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))
+        return linear(self.fc2, linear(self.fc1, x, gelu=True))
 
     def flops(self, num_tokens):
         return 2 * num_tokens * self.fc1.in_features * self.fc1.out_features

@@ -1,9 +1,11 @@
 from .adapter import Adapter, MoEAdapter, build_adapter
 from .dispatcher import TokenDispatcher, gumbel_sigmoid, straight_through
 from .lora import LoRALinear
+from .onednn_linear import linear, onednn_linear_enabled, set_onednn_linear
 from .pos_embed import resize_pos_embed
 
 __all__ = [
     'Adapter', 'MoEAdapter', 'build_adapter', 'TokenDispatcher',
-    'gumbel_sigmoid', 'straight_through', 'LoRALinear', 'resize_pos_embed'
+    'gumbel_sigmoid', 'straight_through', 'LoRALinear', 'resize_pos_embed',
+    'linear', 'onednn_linear_enabled', 'set_onednn_linear'
 ]

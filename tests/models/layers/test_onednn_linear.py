@@ -1,0 +1,82 @@
+"""oneDNN linear kernels of CPU inference: same results as F.linear, used
+only where they may be, and switchable."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.profiler import profile
+
+from mmdyt.models.layers import (LoRALinear, linear, onednn_linear_enabled,
+                                 set_onednn_linear)
+
+needs_onednn = pytest.mark.skipif(not onednn_linear_enabled(),
+                                  reason='PyTorch built without oneDNN')
+
+
+def onednn_calls(fn):
+    with profile() as prof:
+        fn()
+    return sum(e.count for e in prof.key_averages() if 'linear_pointwise' in e.key)
+
+
+@pytest.fixture
+def layer():
+    torch.manual_seed(0)
+    return nn.Linear(48, 96)
+
+
+@needs_onednn
+@pytest.mark.parametrize('gelu', [False, True])
+@pytest.mark.parametrize('shape', [(5, 48), (2, 7, 48)])
+def test_matches_f_linear_in_inference(layer, gelu, shape):
+    x = torch.randn(*shape)
+    expected = F.linear(x, layer.weight, layer.bias)
+    expected = F.gelu(expected) if gelu else expected
+    with torch.no_grad():
+        out = linear(layer, x, gelu=gelu)
+        assert onednn_calls(lambda: linear(layer, x, gelu=gelu)) == 1
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_bfloat16_and_no_bias():
+    layer = nn.Linear(48, 96, bias=False).to(torch.bfloat16)
+    x = torch.randn(5, 48, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        out = linear(layer, x, gelu=True)
+        assert onednn_calls(lambda: linear(layer, x)) == 1
+    expected = F.gelu(F.linear(x.float(), layer.weight.float()))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected, rtol=2e-2, atol=2e-2)
+
+
+def test_training_keeps_autograd(layer):
+    x = torch.randn(5, 48)
+    out = linear(layer, x, gelu=True)
+    assert onednn_calls(lambda: linear(layer, x)) == 0
+    out.sum().backward()
+    assert layer.weight.grad is not None
+
+
+def test_hooks_and_other_modules_see_their_calls(layer):
+    seen = []
+    layer.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    lora = LoRALinear(nn.Linear(48, 96), rank=4)
+    with torch.no_grad():
+        linear(layer, torch.randn(3, 48))
+        assert onednn_calls(lambda: linear(lora, torch.randn(3, 48))) == 0
+    assert seen == [torch.Size([3, 48])]
+
+
+def test_switch_falls_back_to_the_module(layer):
+    x = torch.randn(5, 48)
+    previous = set_onednn_linear(False)
+    try:
+        assert not onednn_linear_enabled()
+        with torch.no_grad():
+            assert torch.equal(linear(layer, x, gelu=True), F.gelu(layer(x)))
+            assert onednn_calls(lambda: linear(layer, x)) == 0
+    finally:
+        set_onednn_linear(previous)
+    assert onednn_linear_enabled() == previous
