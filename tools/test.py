@@ -12,7 +12,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import HOOKS
 
 from mmdyt.engine.launcher import (add_common_args, apply_common_args, build_runner,
-                                   parse_with_local_rank)
+                                   exit_cpu_distributed, parse_with_local_rank)
 
 
 def parse_args(argv=None):
@@ -58,7 +58,9 @@ def main(argv=None):
     runner = build_runner(merge_args(Config.fromfile(args.config), args))
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
-    return runner.test()
+    metrics = runner.test()
+    exit_cpu_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

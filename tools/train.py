@@ -9,7 +9,7 @@ import mmdyt  # noqa: F401
 from mmengine.config import Config
 
 from mmdyt.engine.launcher import (add_common_args, apply_common_args, build_runner,
-                                   parse_with_local_rank)
+                                   exit_cpu_distributed, parse_with_local_rank)
 
 
 def parse_args(argv=None):
@@ -64,6 +64,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     build_runner(cfg).train()
+    exit_cpu_distributed()
 
 
 if __name__ == '__main__':

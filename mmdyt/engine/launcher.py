@@ -1,8 +1,11 @@
 """What tools/train.py and tools/test.py share: the common CLI flags, the
-work directory, distributed set-up without CUDA, and building the runner."""
+work directory, distributed set-up and exit without CUDA, and building the
+runner."""
+import logging
 import os
 import os.path as osp
 import subprocess
+import sys
 
 import torch
 from mmengine.config import ConfigDict, DictAction
@@ -80,6 +83,26 @@ def setup_cpu_distributed(cfg):
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper.setdefault('device_ids', None)
     cfg.model_wrapper_cfg = wrapper
+
+
+def exit_cpu_distributed():
+    """Leave a process whose work ran on a gloo process group.
+
+    With torch 2.12, gloo's teardown at interpreter exit sometimes aborts the
+    process ("terminate called without an active exception", SIGABRT) and
+    ``destroy_process_group`` may hang once a peer has gone, after the run
+    has finished and saved everything. So every rank waits for the others,
+    flushes its logs and leaves with ``os._exit(0)``. Does nothing without a
+    gloo process group.
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_backend() != 'gloo':
+        return
+    dist.barrier()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def export_slurm_env():
