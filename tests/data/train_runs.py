@@ -67,14 +67,20 @@ def train(config, work_dir, *args, **kwargs):
                 *args], cwd=ROOT, **kwargs)
 
 
+def load_tool(name):
+    """The module of ``tools/{name}.py``, e.g. ``load_tool('analysis_tools/vtab_table')``."""
+    spec = importlib.util.spec_from_file_location('mmdyt_tool_' + name.replace('/', '_'),
+                                                  ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def train_in_process(config, work_dir, *args):
     """``tools/train.py``'s ``main`` in this process (errors raise here)."""
     if str(DATA) not in sys.path:
         sys.path.insert(0, str(DATA))
-    spec = importlib.util.spec_from_file_location('mmdyt_train_tool', ROOT / 'tools' / 'train.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    tool.main([str(config), '--work-dir', str(work_dir), *map(str, args)])
+    load_tool('train').main([str(config), '--work-dir', str(work_dir), *map(str, args)])
 
 
 def read_losses(work_dir, rank=0):

@@ -2,18 +2,20 @@
 family through tools/train.py and tools/test.py, on a VTAB-1K task the test
 writes in the real on-disk format (JPEGs + split lists)."""
 import glob
-import importlib.util
 import os.path as osp
 import sys
 
 import pytest
-import torch
 
 pytest.importorskip('mmpretrain')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tests', 'datasets'))
+sys.path.insert(0, osp.join(ROOT, 'tests', 'data'))
 from dataset_writers import write_vtab_task  # noqa: E402
+from train_runs import load_tool  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 TASK, NUM_CLASSES = 'eurosat', 10
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -29,23 +31,6 @@ FAMILIES = {
     'full': ('configs/cls/full/full_vit-b16_food101.py', False),
     'dynamic_full': ('configs/cls/dynamic_full/dynamic_full-r0.5_vit-b16_food101.py', True),
 }
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location('mmdyt_tool_' + name.replace('/', '_'),
-                                                  osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: several threads per process only slow it down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')

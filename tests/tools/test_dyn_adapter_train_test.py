@@ -3,18 +3,20 @@ test through tools/test.py that reports accuracy, mean GFLOPs and the exit
 histogram, and threshold calibration to a FLOPs budget, on a VTAB-1K task
 written in the real on-disk format."""
 import glob
-import importlib.util
 import os.path as osp
 import sys
 
 import pytest
-import torch
 
 pytest.importorskip('mmpretrain')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tests', 'datasets'))
+sys.path.insert(0, osp.join(ROOT, 'tests', 'data'))
 from dataset_writers import write_vtab_task  # noqa: E402
+from train_runs import load_tool  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 TASK, NUM_CLASSES = 'eurosat', 10
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -23,23 +25,6 @@ CONFIGS = {
     'dyn_repadapter': 'configs/cls/dyn_repadapter/dyn-repadapter_vit-b16_vtab1k.py',
     'dyn_adapter_dyt': 'configs/cls/dyn_adapter/dyn-adapter-dyt-r0.5_vit-b16_vtab1k.py',
 }
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'mmdyt_tool_{osp.basename(name)}',
-                                                  osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: several threads per process only slow it down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')
