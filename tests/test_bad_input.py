@@ -90,13 +90,16 @@ def test_undecodable_image(tmp_path, task):
 
 
 def test_truncated_checkpoint_to_resume(tmp_path, task):
-    """``--resume`` reads the file with mmengine / torch, whose message says
-    the file is corrupted (the path is the one given on the command line)."""
     whole = vit_checkpoint(tmp_path / 'whole.pth').read_bytes()
     path = tmp_path / 'truncated.pth'
     path.write_bytes(whole[:len(whole) // 2])
-    with pytest.raises(RuntimeError, match='failed reading zip archive.*checkpoint file is '
-                       'corrupted'):
+    with pytest.raises(ValueError, match=rf'cannot read checkpoint {path}: the file is truncated'):
+        train(tmp_path, task, extra_args=['--resume', path])
+
+
+def test_missing_checkpoint_to_resume(tmp_path, task):
+    path = tmp_path / 'iter_9.pth'
+    with pytest.raises(FileNotFoundError, match=rf'checkpoint {path} does not exist'):
         train(tmp_path, task, extra_args=['--resume', path])
 
 

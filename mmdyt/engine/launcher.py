@@ -6,6 +6,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import zipfile
 
 import torch
 from mmengine.config import ConfigDict, DictAction
@@ -118,8 +119,25 @@ def export_slurm_env():
     os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
 
 
+def check_checkpoint_file(path):
+    """Fail early, naming the file, when ``load_from`` / ``--resume`` /
+    ``--checkpoint`` is a local file that is missing or a cut-off zip archive
+    (torch's format since 1.6), where torch's own message omits the path.
+    Remote paths (``scheme://``) and legacy pickles are left to mmengine."""
+    if path is None or '://' in str(path):
+        return
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    with open(path, 'rb') as f:
+        is_zip_start = f.read(4) == b'PK\x03\x04'
+    if is_zip_start and not zipfile.is_zipfile(path):
+        raise ValueError(f'cannot read checkpoint {path}: the file is truncated or corrupt '
+                         '(its zip archive has no central directory)')
+
+
 def build_runner(cfg):
     """The config's ``runner_type`` if it names one, else mmengine's Runner."""
+    check_checkpoint_file(cfg.get('load_from'))
     setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
