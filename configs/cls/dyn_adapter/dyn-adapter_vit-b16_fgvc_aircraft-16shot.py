@@ -1,12 +1,6 @@
 # Dyn-Adapter (Houlsby adapter d=8), T=3 S=4, ViT-B/16, FGVCAircraft 16-shot
 _base_ = [
-    './_base_/dyn-adapter_vit-b16.py', '../dyn_adapter/_base_/fewshot_bs32.py',
+    './_base_/dyn-adapter_vit-b16.py', '../dyn_adapter/_base_/fewshot_fgvc_aircraft.py',
     '../_base_/schedules/vtab1k_adamw_100e.py'
 ]
-data_root = 'data/few-shot/fgvc-aircraft'
-train_dataloader = dict(dataset=dict(data_root=data_root))
-val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = dict(dataset=dict(data_root=data_root))
 model = dict(num_classes=100)
-val_evaluator = [dict(type='Accuracy', topk=(1, )), dict(type='EarlyExitMetric')]
-test_evaluator = val_evaluator

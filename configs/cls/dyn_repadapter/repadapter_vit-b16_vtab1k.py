@@ -1,14 +1,4 @@
 # RepAdapter d=8 baseline (one exit, last block), ViT-B/16, VTAB-1K (task cifar)
-_base_ = [
-    './_base_/dyn-repadapter_vit-b16.py', '../_base_/datasets/vtab1k_bs64.py',
-    '../_base_/schedules/vtab1k_adamw_100e.py'
-]
-# Train on train800, calibrate the exit thresholds on val200, test on test
-# (the base's test_dataloader).
-train_dataloader = dict(dataset=dict(split='train800'))
-val_dataloader = dict(dataset=dict(split='val200'))
-model = dict(
-    exit_layers=[12], heads=[dict(type='linear', norm=False)], stage_dropout=None, num_classes=100)
+_base_ = ['./dyn-repadapter_vit-b16_vtab1k.py']
+model = dict(exit_layers=[12], heads=[dict(type='linear', norm=False)], stage_dropout=None)
 custom_hooks = [dict(type='MergePETLHook')]
-val_evaluator = [dict(type='Accuracy', topk=(1, )), dict(type='EarlyExitMetric')]
-test_evaluator = val_evaluator

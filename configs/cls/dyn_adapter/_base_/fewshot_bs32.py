@@ -1,7 +1,7 @@
 # 16-shot fine-grained classification (NOAH's few-shot split files, Dyn-Adapter
 # Table 4): data_root/<dataset>/images/..., annotation lists `path label` in
 # data_root/<dataset>/annotations/. The dataset is `dataset_name` in the
-# three dataloaders' data_root plus `model.num_classes`.
+# three dataloaders' data_root (fewshot_<dataset>.py) plus `model.num_classes`.
 dataset_type = 'CustomDataset'
 data_root = 'data/few-shot/food-101'
 data_preprocessor = dict(mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5], to_rgb=True)
@@ -42,3 +42,5 @@ test_dataloader = dict(
                  ann_file='annotations/test_meta.list', pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
+val_evaluator = [dict(type='Accuracy', topk=(1, )), dict(type='EarlyExitMetric')]
+test_evaluator = val_evaluator

@@ -1,0 +1,6 @@
+# flowers102 16-shot (NOAH's split files) on top of the few-shot recipe
+_base_ = ['./fewshot_bs32.py']
+data_root = 'data/few-shot/oxford-flowers102'
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = dict(dataset=dict(data_root=data_root))
