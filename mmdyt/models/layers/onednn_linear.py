@@ -9,8 +9,10 @@ it applies the MLP's exact (erf) GELU in the same pass. Results agree with
 
 The oneDNN kernel is used only when no gradient is recorded, for a plain
 ``nn.Linear`` without forward hooks on a CPU float32 / bfloat16 tensor of the
-weight's dtype and a PyTorch built with oneDNN; everything else goes through
-the module itself, so hooks and patched-in PETL modules see their calls.
+weight's dtype and a PyTorch built with oneDNN, outside tracing, ONNX export
+and ``torch.compile`` (which pick their own kernels); everything else goes
+through the module itself, so hooks and patched-in PETL modules see their
+calls.
 ``MMDYT_ONEDNN_LINEAR=0`` in the environment, or ``set_onednn_linear(False)``,
 turns it off (``tools/analysis_tools/benchmark.py --no-onednn``).
 """
@@ -48,6 +50,11 @@ def onednn_linear_enabled():
     return _enabled and _LINEAR_POINTWISE is not None
 
 
+def _capturing_graph():
+    return (torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
+
+
 def _has_hooks(layer):
     return bool(layer._forward_hooks or layer._forward_pre_hooks
                 or nn.modules.module._global_forward_hooks
@@ -69,7 +76,7 @@ def linear(layer, x, gelu=False):
     if (type(layer) is nn.Linear and onednn_linear_enabled()
             and not torch.is_grad_enabled() and x.device.type == 'cpu'
             and x.dtype in _DTYPES and layer.weight.dtype == x.dtype
-            and not _has_hooks(layer)):
+            and not _has_hooks(layer) and not _capturing_graph()):
         return _LINEAR_POINTWISE(x, layer.weight, layer.bias,
                                  'gelu' if gelu else 'none', [],
                                  'none' if gelu else '')

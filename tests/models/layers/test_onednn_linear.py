@@ -80,3 +80,22 @@ def test_switch_falls_back_to_the_module(layer):
     finally:
         set_onednn_linear(previous)
     assert onednn_linear_enabled() == previous
+
+
+@needs_onednn
+def test_tracing_records_the_portable_op(layer):
+    """ONNX export and mmdeploy trace the model: no oneDNN op in the graph."""
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = layer
+
+        def forward(self, x):
+            return linear(self.fc, x, gelu=True)
+
+    x = torch.randn(5, 48)
+    with torch.no_grad():
+        traced = torch.jit.trace(Mlp(), x)
+    graph = str(traced.inlined_graph)
+    assert 'linear_pointwise' not in graph and 'aten::linear' in graph
+    torch.testing.assert_close(traced(x), F.gelu(layer(x)))
