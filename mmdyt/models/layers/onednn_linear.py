@@ -12,8 +12,7 @@ The oneDNN kernel is used only when no gradient is recorded, for a plain
 weight's dtype and a PyTorch built with oneDNN, outside tracing, ONNX export
 and ``torch.compile`` (which pick their own kernels); everything else goes
 through the module itself, so hooks and patched-in PETL modules see their
-calls.
-``MMDYT_ONEDNN_LINEAR=0`` in the environment, or ``set_onednn_linear(False)``,
+calls. ``MMDYT_ONEDNN_LINEAR=0`` in the environment, or ``set_onednn_linear(False)``,
 turns it off (``tools/analysis_tools/benchmark.py --no-onednn``).
 """
 import os
