@@ -5,7 +5,10 @@ import statistics
 import time
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
+from ..models.layers import linear, onednn_linear_enabled
 from ..models.task_utils import find_dyt_backbone
 from .flops import tensor_forward
 
@@ -110,6 +113,56 @@ def time_interleaved(models, inputs, repeats=5, warmup=1, iters=1):
             _sync(inputs.device)
             times[name].append((time.perf_counter() - start) / iters)
     return times
+
+
+class _KernelLinear(nn.Module):
+    """One linear layer (+ GELU) on aten's ``F.linear`` or mmdyt's oneDNN
+    :func:`~mmdyt.models.layers.linear`."""
+
+    def __init__(self, layer, gelu, onednn):
+        super().__init__()
+        self.layer, self.gelu, self.onednn = layer, gelu, onednn
+
+    def forward(self, x):
+        if self.onednn:
+            return linear(self.layer, x, gelu=self.gelu)
+        out = F.linear(x, self.layer.weight, self.layer.bias)
+        return F.gelu(out) if self.gelu else out
+
+
+def linear_kernel_times(embed_dims, hidden_dims, token_counts, repeats=10, warmup=2):
+    """aten's ``F.linear`` against mmdyt's oneDNN linear on the four linear
+    layers of a ViT block (qkv, proj, fc1 + GELU, fc2), random float32
+    weights, each pair interleaved by :func:`time_interleaved`.
+
+    Args:
+        embed_dims (int): C.
+        hidden_dims (int): MLP width.
+        token_counts (list[int]): rows of the (tokens, C_in) input to time.
+
+    Returns:
+        list[dict]: per layer and token count: ``layer``, ``tokens``, median
+        seconds ``aten`` and ``onednn``, and ``ratio`` = aten / onednn.
+    """
+    if not onednn_linear_enabled():
+        raise ValueError('the oneDNN linear kernel is off (MMDYT_ONEDNN_LINEAR=0) or '
+                         'PyTorch was built without oneDNN')
+    layers = {'qkv': (embed_dims, 3 * embed_dims, False),
+              'proj': (embed_dims, embed_dims, False),
+              'fc1+gelu': (embed_dims, hidden_dims, True),
+              'fc2': (hidden_dims, embed_dims, False)}
+    rows = []
+    for name, (in_features, out_features, gelu) in layers.items():
+        layer = nn.Linear(in_features, out_features)
+        models = {kernel: _KernelLinear(layer, gelu, kernel == 'onednn')
+                  for kernel in ('aten', 'onednn')}
+        for tokens in token_counts:
+            times = time_interleaved(models, torch.randn(tokens, in_features),
+                                     repeats, warmup)
+            row = dict(layer=name, tokens=tokens,
+                       **{k: statistics.median(v) for k, v in times.items()})
+            rows.append(dict(row, ratio=row['aten'] / row['onednn']))
+    return rows
 
 
 def _rss_bytes():

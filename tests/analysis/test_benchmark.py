@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from mmdyt.analysis import (dense_baseline, force_activation_rate, summarize,
-                            time_interleaved, training_step_cost)
+from mmdyt.analysis import (dense_baseline, force_activation_rate,
+                            linear_kernel_times, summarize, time_interleaved,
+                            training_step_cost)
 from mmdyt.models.backbones import DyTVisionTransformer
 
 ARCH = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
@@ -74,3 +75,22 @@ def test_peak_rss_reset_forgets_earlier_peaks():
     if not _reset_peak_rss():
         pytest.skip('/proc/self/clear_refs is not writable here')
     assert _peak_rss_bytes() < peak_with_block - 32 * 2**20
+
+
+def test_linear_kernel_times_rows():
+    rows = linear_kernel_times(48, 96, [5, 9], repeats=2, warmup=1)
+    assert [(r['layer'], r['tokens']) for r in rows] == [
+        (layer, tokens) for layer in ('qkv', 'proj', 'fc1+gelu', 'fc2') for tokens in (5, 9)]
+    for row in rows:
+        assert row['aten'] > 0 and row['onednn'] > 0
+        assert row['ratio'] == row['aten'] / row['onednn']
+
+
+def test_linear_kernel_times_needs_the_onednn_kernel():
+    from mmdyt.models.layers import set_onednn_linear
+    previous = set_onednn_linear(False)
+    try:
+        with pytest.raises(ValueError, match='oneDNN linear kernel is off'):
+            linear_kernel_times(48, 96, [5])
+    finally:
+        set_onednn_linear(previous)

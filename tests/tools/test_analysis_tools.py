@@ -141,3 +141,16 @@ def test_visualize_tokens_missing_file(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match='no such input file: .*nope.png'):
         run_tool('visualize_tokens.py', [config, tmp_path / 'nope.png',
                                          '--out-dir', tmp_path], capsys)
+
+
+def test_benchmark_kernels_table(tmp_path, capsys):
+    config = write_config(tmp_path, 'configs/cls/dyt/dyt-r0.5_vit-b16_cifar100.py')
+    out = run_tool('benchmark.py', [config, '--kernels', '--batch-size', 1, 2, '--repeats', 1,
+                                    '--threads', 1], capsys)
+    assert f'{N} tokens per image, 9 at rate 0.5' in out
+    rows = re.findall(r'^(qkv|proj|fc1\+gelu|fc2) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+)', out,
+                      re.MULTILINE)
+    assert sorted({int(r[1]) for r in rows}) == [9, N, 18, 2 * N]
+    assert len(rows) == 16
+    for _, _, aten, onednn, ratio in rows:
+        assert float(ratio) == pytest.approx(float(aten) / float(onednn), abs=0.02, rel=0.05)

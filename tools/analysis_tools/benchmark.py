@@ -6,6 +6,10 @@ repeats; prints the median, the spread and the ratio (baseline seconds /
 model seconds, > 1 = the model is faster). The default baseline is
 mmpretrain's own ``VisionTransformer`` of the same arch.
 
+Kernels (``--kernels``): aten's ``F.linear`` against mmdyt's oneDNN linear on
+the linear layers of the config's ViT block, at the token counts of each
+batch size with all tokens and with ``--force-rate`` of the patch tokens.
+
 Training (``--train``): seconds per training step and peak memory of the
 model against full fine-tuning of the same ViT (the config with
 ``dispatch=None, adapter_dim=None, freeze_pretrained=False`` unless
@@ -28,8 +32,8 @@ import torch
 from mmengine.config import DictAction
 
 from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
-                            load_config, summarize, time_interleaved,
-                            training_step_cost)
+                            linear_kernel_times, load_config, summarize,
+                            time_interleaved, training_step_cost)
 from mmdyt.models.layers import onednn_linear_enabled, set_onednn_linear
 from mmdyt.models.task_utils import find_dyt_backbone
 
@@ -61,6 +65,9 @@ def parse_args(argv=None):
     parser.add_argument('--no-onednn', action='store_true',
                         help="run mmdyt's linear layers on aten's (MKL) kernels instead of "
                         'oneDNN in CPU inference, as the default baseline does')
+    parser.add_argument('--kernels', action='store_true',
+                        help="time aten's and oneDNN's linear kernels on the backbone's "
+                        'layer shapes instead of the models')
     parser.add_argument('--train', action='store_true',
                         help='training step time and peak memory instead of inference')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -185,12 +192,35 @@ def benchmark_training(args):
               f'{memory_ratio:.3f} (model / baseline)')
 
 
+def benchmark_kernels(args):
+    backbone = find_dyt_backbone(build_model(load_config(args.config, args.cfg_options)))
+    if backbone is None:
+        raise ValueError(f'{args.config}: --kernels needs a DyTVisionTransformer backbone')
+    arch = backbone.arch_settings
+    grid = backbone.patch_resolution
+    tokens = backbone.num_fixed_tokens + grid[0] * grid[1]
+    rate = 0.5 if args.force_rate is None else args.force_rate
+    active = backbone.num_fixed_tokens + round(rate * (tokens - backbone.num_fixed_tokens))
+    counts = sorted({b * n for b in args.batch_size for n in (tokens, active)})
+    print(f'threads {torch.get_num_threads()}, float32, C={arch["embed_dims"]}, '
+          f'MLP {arch["feedforward_channels"]}, {tokens} tokens per image, '
+          f'{active} at rate {rate}')
+    print('layer     tokens  aten ms  oneDNN ms  ratio  aten us/token')
+    for row in linear_kernel_times(arch['embed_dims'], arch['feedforward_channels'], counts,
+                                   args.repeats, args.warmup):
+        print(f'{row["layer"]:<9} {row["tokens"]:>6} {row["aten"] * 1e3:>8.3f} '
+              f'{row["onednn"] * 1e3:>10.3f} {row["ratio"]:>6.2f} '
+              f'{row["aten"] * 1e6 / row["tokens"]:>14.2f}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     set_onednn_linear(not args.no_onednn)
     if args.train:
         benchmark_training(args)
+    elif args.kernels:
+        benchmark_kernels(args)
     else:
         benchmark_inference(args)
 
