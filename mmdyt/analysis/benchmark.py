@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.layers import linear, onednn_linear_enabled
+from ..models.layers import onednn_inner_product, uses_onednn
 from ..models.task_utils import find_dyt_backbone
 from .flops import tensor_forward
 
@@ -116,8 +116,7 @@ def time_interleaved(models, inputs, repeats=5, warmup=1, iters=1):
 
 
 class _KernelLinear(nn.Module):
-    """One linear layer (+ GELU) on aten's ``F.linear`` or mmdyt's oneDNN
-    :func:`~mmdyt.models.layers.linear`."""
+    """One linear layer (+ GELU) on aten's ``F.linear`` or oneDNN."""
 
     def __init__(self, layer, gelu, onednn):
         super().__init__()
@@ -125,13 +124,13 @@ class _KernelLinear(nn.Module):
 
     def forward(self, x):
         if self.onednn:
-            return linear(self.layer, x, gelu=self.gelu)
+            return onednn_inner_product(self.layer, x, gelu=self.gelu)
         out = F.linear(x, self.layer.weight, self.layer.bias)
         return F.gelu(out) if self.gelu else out
 
 
 def linear_kernel_times(embed_dims, hidden_dims, token_counts, repeats=10, warmup=2):
-    """aten's ``F.linear`` against mmdyt's oneDNN linear on the four linear
+    """aten's ``F.linear`` against oneDNN's inner product on the four linear
     layers of a ViT block (qkv, proj, fc1 + GELU, fc2), random float32
     weights, each pair interleaved by :func:`time_interleaved`.
 
@@ -142,11 +141,9 @@ def linear_kernel_times(embed_dims, hidden_dims, token_counts, repeats=10, warmu
 
     Returns:
         list[dict]: per layer and token count: ``layer``, ``tokens``, median
-        seconds ``aten`` and ``onednn``, and ``ratio`` = aten / onednn.
+        seconds ``aten`` and ``onednn``, ``ratio`` = aten / onednn, and
+        ``mmdyt`` = the kernel mmdyt's inference picks for it.
     """
-    if not onednn_linear_enabled():
-        raise ValueError('the oneDNN linear kernel is off (MMDYT_ONEDNN_LINEAR=0) or '
-                         'PyTorch was built without oneDNN')
     layers = {'qkv': (embed_dims, 3 * embed_dims, False),
               'proj': (embed_dims, embed_dims, False),
               'fc1+gelu': (embed_dims, hidden_dims, True),
@@ -157,11 +154,13 @@ def linear_kernel_times(embed_dims, hidden_dims, token_counts, repeats=10, warmu
         models = {kernel: _KernelLinear(layer, gelu, kernel == 'onednn')
                   for kernel in ('aten', 'onednn')}
         for tokens in token_counts:
-            times = time_interleaved(models, torch.randn(tokens, in_features),
-                                     repeats, warmup)
+            x = torch.randn(tokens, in_features)
+            times = time_interleaved(models, x, repeats, warmup)
             row = dict(layer=name, tokens=tokens,
                        **{k: statistics.median(v) for k, v in times.items()})
-            rows.append(dict(row, ratio=row['aten'] / row['onednn']))
+            with torch.no_grad():
+                kernel = 'oneDNN' if uses_onednn(layer, x) else 'aten'
+            rows.append(dict(row, ratio=row['aten'] / row['onednn'], mmdyt=kernel))
     return rows
 
 

@@ -84,13 +84,14 @@ def test_linear_kernel_times_rows():
     for row in rows:
         assert row['aten'] > 0 and row['onednn'] > 0
         assert row['ratio'] == row['aten'] / row['onednn']
+        assert row['mmdyt'] == 'aten'  # far below MIN_MULTIPLY_ADDS
+    big = linear_kernel_times(256, 512, [256], repeats=1, warmup=0)
+    # tokens x C_in x C_out against 2**25: qkv 2**26, proj 2**24, fc1 and fc2 2**25
+    assert [r['mmdyt'] for r in big] == ['oneDNN', 'aten', 'oneDNN', 'oneDNN']
 
 
-def test_linear_kernel_times_needs_the_onednn_kernel():
-    from mmdyt.models.layers import set_onednn_linear
-    previous = set_onednn_linear(False)
-    try:
-        with pytest.raises(ValueError, match='oneDNN linear kernel is off'):
-            linear_kernel_times(48, 96, [5])
-    finally:
-        set_onednn_linear(previous)
+def test_linear_kernel_times_needs_onednn(monkeypatch):
+    import mmdyt.models.layers.onednn_linear as module
+    monkeypatch.setattr(module, '_LINEAR_POINTWISE', None)
+    with pytest.raises(RuntimeError, match='built without oneDNN'):
+        linear_kernel_times(48, 96, [5])

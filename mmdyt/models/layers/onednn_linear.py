@@ -7,6 +7,11 @@ of ViT inference, most for the small batches the skipping path produces, and
 it applies the MLP's exact (erf) GELU in the same pass. Results agree with
 ``F.linear`` to float rounding (about 1e-6 relative).
 
+oneDNN costs ~15 us more per call, so small layers (a 96-wide demo ViT,
+ViT-S's proj at batch 1) are slower on it: it is used from
+``MIN_MULTIPLY_ADDS`` per call on (tokens x C_in x C_out; ViT-B's smallest,
+proj at 99 tokens, is 5.8e7). Measured by ``benchmark.py CONFIG --kernels``.
+
 The oneDNN kernel is used only when no gradient is recorded, for a plain
 ``nn.Linear`` without forward hooks on a CPU float32 / bfloat16 tensor of the
 weight's dtype and a PyTorch built with oneDNN, outside tracing, ONNX export
@@ -22,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 _DTYPES = (torch.float32, torch.bfloat16)
+MIN_MULTIPLY_ADDS = 2**25
 
 
 def _onednn_op():
@@ -60,6 +66,24 @@ def _has_hooks(layer):
                 or nn.modules.module._global_forward_pre_hooks)
 
 
+def uses_onednn(layer, x):
+    """Whether :func:`linear` runs ``layer`` on ``x`` with oneDNN."""
+    return (type(layer) is nn.Linear and onednn_linear_enabled()
+            and not torch.is_grad_enabled() and x.device.type == 'cpu'
+            and x.dtype in _DTYPES and layer.weight.dtype == x.dtype
+            and x.numel() * layer.out_features >= MIN_MULTIPLY_ADDS
+            and not _has_hooks(layer) and not _capturing_graph())
+
+
+def onednn_inner_product(layer, x, gelu=False):
+    """oneDNN's inner product for an ``nn.Linear`` (+ exact GELU), without
+    the checks of :func:`linear`: x on the CPU, of the weight's dtype."""
+    if _LINEAR_POINTWISE is None:
+        raise RuntimeError('this PyTorch was built without oneDNN (mkldnn)')
+    return _LINEAR_POINTWISE(x, layer.weight, layer.bias, 'gelu' if gelu else 'none', [],
+                             'none' if gelu else '')
+
+
 def linear(layer, x, gelu=False):
     """``layer(x)``, followed by the exact GELU when ``gelu``.
 
@@ -72,12 +96,7 @@ def linear(layer, x, gelu=False):
     Returns:
         Tensor: (..., C_out).
     """
-    if (type(layer) is nn.Linear and onednn_linear_enabled()
-            and not torch.is_grad_enabled() and x.device.type == 'cpu'
-            and x.dtype in _DTYPES and layer.weight.dtype == x.dtype
-            and not _has_hooks(layer) and not _capturing_graph()):
-        return _LINEAR_POINTWISE(x, layer.weight, layer.bias,
-                                 'gelu' if gelu else 'none', [],
-                                 'none' if gelu else '')
+    if uses_onednn(layer, x):
+        return onednn_inner_product(layer, x, gelu)
     out = layer(x)
     return F.gelu(out) if gelu else out

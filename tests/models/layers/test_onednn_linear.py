@@ -21,13 +21,15 @@ def onednn_calls(fn):
 
 @pytest.fixture
 def layer():
+    """256 -> 512 on 256 tokens: 2**25 multiply-adds, the smallest size that
+    goes to oneDNN."""
     torch.manual_seed(0)
-    return nn.Linear(48, 96)
+    return nn.Linear(256, 512)
 
 
 @needs_onednn
 @pytest.mark.parametrize('gelu', [False, True])
-@pytest.mark.parametrize('shape', [(5, 48), (2, 7, 48)])
+@pytest.mark.parametrize('shape', [(256, 256), (2, 128, 256)])
 def test_matches_f_linear_in_inference(layer, gelu, shape):
     x = torch.randn(*shape)
     expected = F.linear(x, layer.weight, layer.bias)
@@ -41,8 +43,8 @@ def test_matches_f_linear_in_inference(layer, gelu, shape):
 
 @needs_onednn
 def test_bfloat16_and_no_bias():
-    layer = nn.Linear(48, 96, bias=False).to(torch.bfloat16)
-    x = torch.randn(5, 48, dtype=torch.bfloat16)
+    layer = nn.Linear(256, 512, bias=False).to(torch.bfloat16)
+    x = torch.randn(256, 256, dtype=torch.bfloat16)
     with torch.inference_mode():
         out = linear(layer, x, gelu=True)
         assert onednn_calls(lambda: linear(layer, x)) == 1
@@ -52,7 +54,7 @@ def test_bfloat16_and_no_bias():
 
 
 def test_training_keeps_autograd(layer):
-    x = torch.randn(5, 48)
+    x = torch.randn(256, 256)
     out = linear(layer, x, gelu=True)
     assert onednn_calls(lambda: linear(layer, x)) == 0
     out.sum().backward()
@@ -62,15 +64,22 @@ def test_training_keeps_autograd(layer):
 def test_hooks_and_other_modules_see_their_calls(layer):
     seen = []
     layer.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
-    lora = LoRALinear(nn.Linear(48, 96), rank=4)
+    lora = LoRALinear(nn.Linear(256, 512), rank=4)
     with torch.no_grad():
-        linear(layer, torch.randn(3, 48))
-        assert onednn_calls(lambda: linear(lora, torch.randn(3, 48))) == 0
-    assert seen == [torch.Size([3, 48])]
+        linear(layer, torch.randn(256, 256))
+        assert onednn_calls(lambda: linear(lora, torch.randn(256, 256))) == 0
+    assert seen == [torch.Size([256, 256])]
+
+
+@needs_onednn
+def test_small_layers_stay_on_aten(layer):
+    with torch.no_grad():
+        assert onednn_calls(lambda: linear(layer, torch.randn(255, 256))) == 0
+        assert onednn_calls(lambda: linear(layer, torch.randn(256, 256))) == 1
 
 
 def test_switch_falls_back_to_the_module(layer):
-    x = torch.randn(5, 48)
+    x = torch.randn(256, 256)
     previous = set_onednn_linear(False)
     try:
         assert not onednn_linear_enabled()
@@ -93,8 +102,9 @@ def test_tracing_records_the_portable_op(layer):
         def forward(self, x):
             return linear(self.fc, x, gelu=True)
 
-    x = torch.randn(5, 48)
+    x = torch.randn(256, 256)
     with torch.no_grad():
+        assert onednn_calls(lambda: Mlp()(x)) == 1
         traced = torch.jit.trace(Mlp(), x)
     graph = str(traced.inlined_graph)
     assert 'linear_pointwise' not in graph and 'aten::linear' in graph
