@@ -8,17 +8,18 @@ it applies the MLP's exact (erf) GELU in the same pass. Results agree with
 ``F.linear`` to float rounding (about 1e-6 relative).
 
 oneDNN costs ~15 us more per call, so small layers (a 96-wide demo ViT,
-ViT-S's proj at batch 1) are slower on it: it is used from
-``MIN_MULTIPLY_ADDS`` per call on (tokens x C_in x C_out; ViT-B's smallest,
-proj at 99 tokens, is 5.8e7). Measured by ``benchmark.py CONFIG --kernels``.
+ViT-S's proj at batch 1) are slower on it: it is used only from
+``MIN_MULTIPLY_ADDS`` (2**25) multiply-adds per call, tokens x C_in x C_out
+(ViT-B's smallest, proj at 99 tokens, has 5.8e7). Measured by
+``tools/analysis_tools/benchmark.py CONFIG --kernels``.
 
 The oneDNN kernel is used only when no gradient is recorded, for a plain
 ``nn.Linear`` without forward hooks on a CPU float32 / bfloat16 tensor of the
 weight's dtype and a PyTorch built with oneDNN, outside tracing, ONNX export
 and ``torch.compile`` (which pick their own kernels); everything else goes
 through the module itself, so hooks and patched-in PETL modules see their
-calls. ``MMDYT_ONEDNN_LINEAR=0`` in the environment, or ``set_onednn_linear(False)``,
-turns it off (``tools/analysis_tools/benchmark.py --no-onednn``).
+calls. ``MMDYT_ONEDNN_LINEAR=0`` in the environment, or
+``set_onednn_linear(False)``, turns it off (``benchmark.py --no-onednn``).
 """
 import os
 
