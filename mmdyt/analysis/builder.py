@@ -20,8 +20,13 @@ def load_config(config, cfg_options=None):
 def build_model(cfg, checkpoint=None, device='cpu'):
     """``cfg.model`` -> model in eval mode on ``device``, with ``checkpoint``
     loaded when given (the ViT ``pretrained`` weights are not loaded: they do
-    not change what is computed)."""
-    model = MODELS.build(copy.deepcopy(cfg.model))
+    not change what is computed). A top-level ``data_preprocessor`` (where
+    mmpretrain configs put the normalization) goes into the model unless the
+    model names its own, as mmengine's Runner does."""
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    model = MODELS.build(model_cfg)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu')
     model.to(device)

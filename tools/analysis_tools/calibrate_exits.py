@@ -15,10 +15,10 @@ import argparse
 import os.path as osp
 
 import mmdyt  # noqa: F401
-from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.config import DictAction
+from mmengine.runner import Runner
 
+from mmdyt.analysis import build_model, load_config
 from mmdyt.models.heads.early_exit import calibrate_model_exits
 from mmdyt.models.petl import merge_petl
 
@@ -39,20 +39,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model_cfg = cfg.model.copy()
-    if cfg.get('data_preprocessor') is not None:  # as the Runner does
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = MODELS.build(model_cfg)
+    cfg = load_config(args.config, args.cfg_options)
+    model = build_model(cfg, args.checkpoint)
     if not hasattr(model, 'run_exits'):
         raise ValueError(f'{args.config}: model {cfg.model.type} has no early exits')
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
     if not args.no_merge:
         merge_petl(model)
-    model.eval()
+        model.eval()
     thresholds, stats = calibrate_model_exits(
         model, Runner.build_dataloader(cfg.val_dataloader), args.budget)
     reference = stats['backbone_flops']
