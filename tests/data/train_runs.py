@@ -25,6 +25,23 @@ def write_task(root, num_train=16, num_test=4, num_classes=4):
     })
 
 
+def tiny_vtab_options(data_root, task, splits, name):
+    """``--cfg-options`` that run a ViT-B/16 VTAB-1K-style config on a tiny
+    task: a 12-layer 192-wide ViT on 7x7 patches, one epoch, validation only
+    after epoch 10, batches of 2 loaded in-process. ``splits``: {dataloader
+    name: VTAB-1K split}; the model's classes are the caller's to set."""
+    options = ['model.backbone.arch=t', 'model.backbone.patch_size=32',
+               'model.backbone.pretrained=None', 'train_cfg.max_epochs=1',
+               'train_cfg.val_interval=10', 'default_hooks.logger.interval=1',
+               f'experiment_name={name}']
+    for loader, split in splits.items():
+        options += [f'{loader}.batch_size=2', f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False', f'{loader}.dataset.type=VTAB1k',
+                    f'{loader}.dataset.data_root={data_root}', f'{loader}.dataset.task={task}',
+                    f'{loader}.dataset.split={split}']
+    return options
+
+
 def write_config(path, task_dir, body=''):
     """A config inheriting :data:`TINY_CONFIG`, reading ``task_dir``, with
     the test hooks and ``body`` appended; returns ``path``."""

@@ -16,11 +16,17 @@ def draws():
             [random.random() for _ in range(3)])
 
 
-def fake_runner(loop_type, it, epoch, batches=()):
+def resume(saved, loop_type, it, epoch, batches=()):
+    """A checkpoint holding ``saved`` loaded into a stand-in runner at
+    iteration ``it``, then the train epoch begins; returns the runner."""
     loop = loop_type.__new__(loop_type)
     loop._iter, loop._epoch = it, epoch
     loop.dataloader_iterator = iter(batches)
-    return SimpleNamespace(train_loop=loop, world_size=1, cfg={})
+    runner = SimpleNamespace(train_loop=loop, world_size=1, cfg={})
+    hook = RNGStateHook()
+    hook.after_load_checkpoint(runner, dict(rng_state=saved))
+    hook.before_train_epoch(runner)
+    return runner
 
 
 def test_state_round_trip_through_a_weights_only_checkpoint():
@@ -53,11 +59,7 @@ def test_iter_based_resume_restores_after_the_fast_forward():
 
     saved = get_rng_state()
     expected = draws()
-    runner = fake_runner(IterBasedTrainLoop, it=2, epoch=0, batches=batches())
-    hook = RNGStateHook()
-    hook.after_load_checkpoint(runner, dict(rng_state=saved))
-    hook.before_train_epoch(runner)
-    loop = runner.train_loop
+    loop = resume(saved, IterBasedTrainLoop, it=2, epoch=0, batches=batches()).train_loop
     skipped = [next(loop.dataloader_iterator) for _ in range(2)]
     assert expected not in skipped  # the fast-forward drew other numbers
     assert next(loop.dataloader_iterator) == expected
@@ -67,10 +69,7 @@ def test_iter_based_resume_restores_after_the_fast_forward():
 def test_epoch_based_resume_restores_before_the_epoch():
     saved = get_rng_state()
     expected = draws()
-    runner = fake_runner(EpochBasedTrainLoop, it=8, epoch=2)
-    hook = RNGStateHook()
-    hook.after_load_checkpoint(runner, dict(rng_state=saved))
-    hook.before_train_epoch(runner)
+    resume(saved, EpochBasedTrainLoop, it=8, epoch=2)
     assert draws() == expected
 
 
@@ -82,10 +81,7 @@ def test_load_from_does_not_restore():
     now = get_rng_state()
     expected = draws()
     set_rng_state(now)
-    runner = fake_runner(IterBasedTrainLoop, it=0, epoch=0)
-    hook = RNGStateHook()
-    hook.after_load_checkpoint(runner, dict(rng_state=saved))
-    hook.before_train_epoch(runner)
+    resume(saved, IterBasedTrainLoop, it=0, epoch=0)
     assert draws() == expected
 
 

@@ -13,12 +13,11 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tests', 'datasets'))
 sys.path.insert(0, osp.join(ROOT, 'tests', 'data'))
 from dataset_writers import write_vtab_task  # noqa: E402
-from train_runs import load_tool  # noqa: E402
+from train_runs import load_tool, tiny_vtab_options  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 TASK, NUM_CLASSES = 'eurosat', 10
-LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 # family -> (config, whether the backbone dispatches tokens)
 FAMILIES = {
     'dyt_vtab': ('configs/cls/dyt/dyt-r0.5-d8_vit-b16_vtab1k.py', True),
@@ -41,23 +40,12 @@ def vtab_root(tmp_path_factory):
 
 
 def tiny_options(data_root, name):
-    """--cfg-options: a 12-layer 192-wide ViT on 7x7 patches, the tiny VTAB
-    task in place of the config's dataset, one epoch of two iterations, no validation."""
-    options = [
-        'model.backbone.arch=t', 'model.backbone.patch_size=32',
-        'model.backbone.pretrained=None', 'model.head.in_channels=192',
-        f'model.head.num_classes={NUM_CLASSES}', 'train_cfg.max_epochs=1',
-        'train_cfg.val_interval=10', 'default_hooks.logger.interval=1',
-        f'experiment_name={name}',
-    ]
+    """--cfg-options: the tiny VTAB task in place of the config's dataset,
+    with a 10-class head on the 192-wide ViT."""
     splits = dict(train_dataloader='train800val200', val_dataloader='test',
                   test_dataloader='test')
-    for loader in LOADERS:
-        options += [f'{loader}.batch_size=2', f'{loader}.num_workers=0',
-                    f'{loader}.persistent_workers=False',
-                    f'{loader}.dataset.type=VTAB1k', f'{loader}.dataset.data_root={data_root}',
-                    f'{loader}.dataset.task={TASK}', f'{loader}.dataset.split={splits[loader]}']
-    return options
+    return tiny_vtab_options(data_root, TASK, splits, name) + [
+        'model.head.in_channels=192', f'model.head.num_classes={NUM_CLASSES}']
 
 
 @pytest.mark.parametrize('family', sorted(FAMILIES))

@@ -14,12 +14,11 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tests', 'datasets'))
 sys.path.insert(0, osp.join(ROOT, 'tests', 'data'))
 from dataset_writers import write_vtab_task  # noqa: E402
-from train_runs import load_tool  # noqa: E402
+from train_runs import load_tool, tiny_vtab_options  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 TASK, NUM_CLASSES = 'eurosat', 10
-LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 CONFIGS = {
     'dyn_adapter': 'configs/cls/dyn_adapter/dyn-adapter_vit-b16_vtab1k.py',
     'dyn_repadapter': 'configs/cls/dyn_repadapter/dyn-repadapter_vit-b16_vtab1k.py',
@@ -36,21 +35,11 @@ def vtab_root(tmp_path_factory):
 
 
 def tiny_options(data_root, name, test_split='test'):
-    """A 12-layer 192-wide ViT on 7x7 patches (exits after blocks 3, 6, 9,
-    12), the tiny task, one epoch of two iterations."""
-    options = [
-        'model.backbone.arch=t', 'model.backbone.patch_size=32',
-        'model.backbone.pretrained=None', f'model.num_classes={NUM_CLASSES}',
-        'train_cfg.max_epochs=1', 'train_cfg.val_interval=10',
-        'default_hooks.logger.interval=1', f'experiment_name={name}',
-    ]
+    """--cfg-options: the tiny task (exits after blocks 3, 6, 9, 12 of the
+    12-layer ViT), 10 classes."""
     splits = dict(train_dataloader='train800', val_dataloader='val200',
                   test_dataloader=test_split)
-    for loader in LOADERS:
-        options += [f'{loader}.batch_size=2', f'{loader}.num_workers=0',
-                    f'{loader}.persistent_workers=False', f'{loader}.dataset.data_root={data_root}',
-                    f'{loader}.dataset.task={TASK}', f'{loader}.dataset.split={splits[loader]}']
-    return options
+    return tiny_vtab_options(data_root, TASK, splits, name) + [f'model.num_classes={NUM_CLASSES}']
 
 
 @pytest.mark.parametrize('method', sorted(CONFIGS))
