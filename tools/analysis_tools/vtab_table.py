@@ -59,15 +59,10 @@ def task_options(task, data_root):
     return options
 
 
-def commands(config, task, work_dir, data_root, extra=()):
-    """The train and the test command of one task."""
-    options = task_options(task, data_root) + list(extra)
-    train = [sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', work_dir,
-             '--cfg-options'] + options
-    test = [sys.executable, osp.join(TOOLS, 'test.py'), config,
-            osp.join(work_dir, 'last_checkpoint'), '--work-dir', work_dir,
-            '--cfg-options'] + options
-    return train, test
+def tool_command(tool, config, positional, work_dir, options):
+    """``python tools/<tool>.py CONFIG [positional...] --work-dir W --cfg-options ...``"""
+    return ([sys.executable, osp.join(TOOLS, f'{tool}.py'), config, *positional,
+             '--work-dir', work_dir, '--cfg-options'] + options)
 
 
 def latest_checkpoint(work_dir):
@@ -125,15 +120,18 @@ def format_table(rows):
 
 
 def run_task(config, task, work_dir, args):
-    train, test = commands(config, task, work_dir, args.data_root, args.cfg_options)
+    """Train ``task``, then test the checkpoint training ended with."""
+    options = task_options(task, args.data_root) + list(args.cfg_options)
+    train = tool_command('train', config, [], work_dir, options)
     if args.dry_run:
         print(' '.join(train))
-        print(' '.join(test))
+        print(' '.join(tool_command('test', config, ['<checkpoint in last_checkpoint>'],
+                                    work_dir, options)))
         return
     os.makedirs(work_dir, exist_ok=True)
     subprocess.run(train, check=True)
-    test[3] = latest_checkpoint(work_dir)
-    subprocess.run(test, check=True)
+    subprocess.run(tool_command('test', config, [latest_checkpoint(work_dir)], work_dir,
+                                options), check=True)
 
 
 def main(argv=None):
