@@ -37,8 +37,10 @@ import mmdyt  # noqa: F401
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.runner import find_latest_checkpoint
 
-from mmdyt.analysis import build_model, load_config, summarize, time_interleaved
+from mmdyt.analysis import (build_model, count_parameters, load_config, summarize,
+                            time_interleaved)
 from mmdyt.datasets.idx import IDX_SPLIT_FILES, find_split_file
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -120,12 +122,6 @@ def run_tool(args, log_path):
     return ''.join(lines)
 
 
-def last_checkpoint(work_dir):
-    """The checkpoint mmengine's CheckpointHook wrote last in ``work_dir``."""
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
-
-
 def pretrain(args):
     """Stage 1 (cached): train the ViT on Fashion-MNIST and keep its backbone
     weights (mmpretrain names) in ``<work-dir>/pretrain/``; returns the path."""
@@ -142,7 +138,8 @@ def pretrain(args):
     options += QUICK_PRETRAIN if args.quick else []
     run_tool(['tools/train.py', osp.join(CONFIG_DIR, PRETRAIN_CONFIG), '--work-dir', work_dir,
               '--cfg-options'] + options, osp.join(work_dir, 'demo_train.log'))
-    checkpoint = torch.load(last_checkpoint(work_dir), map_location='cpu', weights_only=False)
+    checkpoint = torch.load(find_latest_checkpoint(work_dir), map_location='cpu',
+                            weights_only=False)
     backbone = {k: v for k, v in checkpoint['state_dict'].items() if k.startswith('backbone.')}
     torch.save({'state_dict': backbone}, weights)
     return weights
@@ -154,11 +151,6 @@ def read_test_metrics(output):
     if not lines:
         raise SystemExit('demo: tools/test.py printed no Epoch(test) metrics')
     return {k: float(v) for k, v in re.findall(r'(\S+): (-?[\d.]+(?:e-?\d+)?)', lines[-1])}
-
-
-def trainable_parameters(model):
-    """Parameters trained by the method (backbone PEFT modules and head)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def test_digits(num):
@@ -216,7 +208,7 @@ def adapt(args, key, config, weights):
     options = [f'model.backbone.pretrained={weights}'] + (QUICK_ADAPT if args.quick else [])
     run_tool(['tools/train.py', config, '--work-dir', work_dir, '--no-validate',
               '--cfg-options'] + options, osp.join(work_dir, 'demo_train.log'))
-    checkpoint = last_checkpoint(work_dir)
+    checkpoint = find_latest_checkpoint(work_dir)
     output = run_tool(['tools/test.py', config, checkpoint, '--work-dir', work_dir,
                        '--cfg-options'] + options, osp.join(work_dir, 'demo_test.log'))
     metrics = read_test_metrics(output)
@@ -279,7 +271,7 @@ def main(argv=None):
         if key not in runs:
             continue
         metrics = runs[key]['metrics']
-        rows.append(dict(key=key, label=label, params=trainable_parameters(models[key]),
+        rows.append(dict(key=key, label=label, params=count_parameters(models[key])[0],
                          top1=metrics['accuracy/top1'],
                          rate=metrics.get('efficiency/activation_rate'),
                          gflops=metrics['efficiency/gflops'], img_s=speed[key]))

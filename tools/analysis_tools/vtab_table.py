@@ -25,6 +25,8 @@ import os.path as osp
 import subprocess
 import sys
 
+from mmengine.runner import find_latest_checkpoint
+
 from mmdyt.datasets import VTAB1K_GROUPS, VTAB1K_TASKS
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -67,11 +69,11 @@ def tool_command(tool, config, positional, work_dir, options):
 
 def latest_checkpoint(work_dir):
     """The checkpoint named in ``work_dir/last_checkpoint`` (mmengine's)."""
-    path = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{path}: no checkpoint, did training finish?')
-    with open(path) as f:
-        return f.read().strip()
+    checkpoint = find_latest_checkpoint(work_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f'{osp.join(work_dir, "last_checkpoint")}: no checkpoint, '
+                                'did training finish?')
+    return checkpoint
 
 
 def collect(work_dir):
