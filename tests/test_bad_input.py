@@ -1,16 +1,14 @@
 """Bad input, end to end through ``tools/train.py``: each error names the
 problem (argument, file, line)."""
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / 'data'))
-import train_runs  # noqa: E402
+import train_runs
 
-from mmdyt.models.backbones import DyTVisionTransformer  # noqa: E402
+from mmdyt.models.backbones import DyTVisionTransformer
 
 TINY = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
 

@@ -11,8 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / 'tests' / 'data'
 TINY_CONFIG = DATA / 'configs' / 'dyt_tiny_vtab.py'
-sys.path.insert(0, str(ROOT / 'tests' / 'datasets'))
-from dataset_writers import write_vtab_task  # noqa: E402
+from dataset_writers import write_vtab_task
 
 
 def write_task(root, num_train=16, num_test=4, num_classes=4):

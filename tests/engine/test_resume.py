@@ -1,13 +1,10 @@
 """Exact resume through ``tools/train.py --resume``: DyT with Gumbel noise,
 adapter dropout and random augmentation, resumed after N iterations, gives
 the losses of an uninterrupted run, bit for bit."""
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'data'))
-import train_runs  # noqa: E402
+import train_runs
 
 N, M = 3, 3
 # 16 images, batch 4: iterations 5 and 6 are in the second epoch (the

@@ -3,15 +3,12 @@ family through tools/train.py and tools/test.py, on a VTAB-1K task the test
 writes in the real on-disk format (JPEGs + split lists)."""
 import glob
 import os.path as osp
-import sys
 
 import pytest
 
 pytest.importorskip('mmpretrain')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'datasets'))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'data'))
 from dataset_writers import write_vtab_task  # noqa: E402
 from train_runs import load_tool, tiny_vtab_options  # noqa: E402
 

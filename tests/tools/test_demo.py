@@ -5,7 +5,6 @@ pretraining cache and the error for missing Fashion-MNIST files."""
 import importlib.util
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ pytest.importorskip('mmpretrain')
 pytest.importorskip('mlxtend')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'datasets'))
 from dataset_writers import write_idx  # noqa: E402
 
 spec = importlib.util.spec_from_file_location('mmdyt_tool_demo', osp.join(ROOT, 'tools', 'demo.py'))

@@ -3,13 +3,11 @@ DyT / PEFT setting, and ``tools/dist_train.sh`` against a single process."""
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'data'))
-import train_runs  # noqa: E402
+import train_runs
 
 def free_port():
     with socket.socket() as s:

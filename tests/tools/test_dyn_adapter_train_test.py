@@ -4,15 +4,12 @@ histogram, and threshold calibration to a FLOPs budget, on a VTAB-1K task
 written in the real on-disk format."""
 import glob
 import os.path as osp
-import sys
 
 import pytest
 
 pytest.importorskip('mmpretrain')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'datasets'))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'data'))
 from dataset_writers import write_vtab_task  # noqa: E402
 from train_runs import load_tool, tiny_vtab_options  # noqa: E402
 

