@@ -154,3 +154,14 @@ def test_benchmark_kernels_table(tmp_path, capsys):
     assert len(rows) == 16
     for _, _, aten, onednn, ratio in rows:
         assert float(ratio) == pytest.approx(float(aten) / float(onednn), abs=0.02, rel=0.05)
+
+
+def test_get_flops_at_a_forced_rate(tmp_path, capsys):
+    config = write_config(tmp_path, 'configs/cls/dyt/dyt-r0.5_vit-b16_cifar100.py')
+    out = run_tool('get_flops.py', [config, '--num-images', 1, '--force-rate', 0.5], capsys)
+    assert 'gates set to activate 0.5 of the first batch' in out
+    assert re.findall(r'rate mlp ([\d.]+)', out) == ['0.500'] * LAYERS
+    flops = float(re.search(r'G per sample \((\d+) multiply-adds', out).group(1))
+    mlp_saved = LAYERS * (N - 1) // 2 * (2 * C * HIDDEN + 5 * C)
+    extra = LAYERS * (2 * N * C * 64 + (N - 1) * C)  # adapters d=64 and gates
+    assert flops == dense_flops() - mlp_saved + extra

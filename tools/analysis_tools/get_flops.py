@@ -22,7 +22,8 @@ from mmengine.config import DictAction
 from mmengine.registry import DATASETS
 from mmengine.runner import Runner
 
-from mmdyt.analysis import build_model, count_parameters, load_config, measure_flops
+from mmdyt.analysis import (build_model, count_parameters, force_activation_rate,
+                            load_config, measure_flops)
 from mmdyt.models.task_utils import find_dyt_backbone
 
 
@@ -36,6 +37,9 @@ def parse_args(argv=None):
     parser.add_argument('--shape', type=int, nargs='+',
                         help='one preprocessed sample for random input when the test set '
                         'is absent: C H W (or H W), or e.g. clips C T H W for video')
+    parser.add_argument('--force-rate', type=float,
+                        help='set the gates so that this fraction of the patch tokens of the '
+                        'first batch is active in every layer (as benchmark.py does)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
     return parser.parse_args(argv)
@@ -98,6 +102,9 @@ def main(argv=None):
         first = next(batches)
         source = (f'random input {shape} x {args.num_images} (test set unavailable: '
                   f'{type(error).__name__}: {str(error).splitlines()[0][:120]})')
+    if args.force_rate is not None:
+        force_activation_rate(backbone, args.force_rate, first)
+        source += f'; gates set to activate {args.force_rate} of the first batch'
 
     totals, count = None, 0
     for inputs in [first, *batches]:
