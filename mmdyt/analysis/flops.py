@@ -1,7 +1,7 @@
 """FLOPs actually computed by a model that contains a DyT backbone.
 
-The backbone is counted by :meth:`DyTVisionTransformer.flops` after a real
-forward (eval mode, skipping path), so only the tokens that ran are counted
+The backbone is counted by :meth:`DyTVisionTransformer.flops` from the record
+of a real forward (eval mode, skipping path), so only the tokens that ran are counted
 and the attention matmuls are included. mmengine's ``FlopAnalyzer`` would
 record ``scaled_dot_product_attention`` as zero and cannot see which tokens
 were skipped, so it only counts the rest of the model (necks, heads) while
@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 
-from ..models.backbones.dyt_vit import LN_FLOPS_PER_ELEMENT
+from ..models.record import record_forwards
 from ..models.task_utils import find_dyt_backbone
 
 
@@ -73,28 +73,6 @@ def _replaced(model, target, replacement):
     raise ValueError('the backbone is not a submodule of the model')
 
 
-def backbone_breakdown(backbone):
-    """Per-sample multiply-adds of the backbone's last forward, by part.
-
-    Returns:
-        dict[str, Tensor]: ``patch_embed``, ``block{i}`` and ``norm`` -> (B,)
-        float64, summing to ``backbone.flops()``.
-    """
-    batch_size, num_tokens = backbone._last_num_tokens
-    embed = backbone.patch_embed.proj
-    num_patches = num_tokens - backbone.num_fixed_tokens
-    parts = {'patch_embed': torch.full(
-        (batch_size,), float(num_patches * embed.weight[0].numel() * embed.out_channels),
-        dtype=torch.float64)}
-    for i, block in enumerate(backbone.blocks):
-        parts[f'block{i}'] = torch.as_tensor(block.flops(num_tokens), dtype=torch.float64
-                                             ).expand(batch_size)
-    if backbone.final_norm:
-        parts['norm'] = torch.full((batch_size,), float(
-            LN_FLOPS_PER_ELEMENT * backbone.embed_dims * num_tokens), dtype=torch.float64)
-    return parts
-
-
 @torch.no_grad()
 def measure_flops(model, inputs, num_samples=None):
     """Run ``model`` on ``inputs`` (eval mode, skipping path) and count what ran.
@@ -111,26 +89,29 @@ def measure_flops(model, inputs, num_samples=None):
         dict: ``total`` (float, multiply-adds per sample), ``backbone``
         (float), ``rest`` (float, everything outside the backbone),
         ``breakdown`` (dict name -> float per sample, backbone parts then
-        the other top-level modules) and ``rates`` ((num_dispatchers,)
-        activation rates of this batch).
+        the other top-level modules), ``rates`` ((num_dispatchers,)
+        activation rates of this batch) and ``record`` (the backbone's
+        :class:`ForwardRecord`).
     """
     backbone = find_dyt_backbone(model)
     if backbone is None:
         raise ValueError('the model has no DyTVisionTransformer backbone')
     num_samples = num_samples or inputs.shape[0]
     model.eval()
-    recorded = []
-    handle = backbone.register_forward_hook(lambda m, args, out: recorded.append(out))
+    outputs = []
+    handle = backbone.register_forward_hook(lambda m, args, out: outputs.append(out))
     try:
-        tensor_forward(model, inputs)
+        with record_forwards(backbone) as records:
+            tensor_forward(model, inputs)
     finally:
         handle.remove()
+    record = records[0]
     breakdown = {f'backbone.{k}': v.sum().item() / num_samples
-                 for k, v in backbone_breakdown(backbone).items()}
-    backbone_total = backbone.flops().sum().item() / num_samples
+                 for k, v in backbone.flops_by_part(record).items()}
+    backbone_total = backbone.flops(record).sum().item() / num_samples
     rest, rest_modules = 0.0, {}
     if backbone is not model:
-        with _replaced(model, backbone, _Replay(recorded[0])):
+        with _replaced(model, backbone, _Replay(outputs[0])):
             analyzer = FlopAnalyzer(_TensorForward(model), (inputs, ))
             analyzer.unsupported_ops_warnings(False)
             analyzer.uncalled_modules_warnings(False)
@@ -141,4 +122,4 @@ def measure_flops(model, inputs, num_samples=None):
                     rest_modules[name] = by_module[f'model.{name}'] / num_samples
     breakdown.update(rest_modules)
     return dict(total=backbone_total + rest, backbone=backbone_total, rest=rest,
-                breakdown=breakdown, rates=backbone.activation_rates())
+                breakdown=breakdown, rates=record.activation_rates(), record=record)

@@ -1,3 +1,4 @@
+from .early_exit import EarlyExitMetric
 from .efficiency import EfficiencyMetric
 
-__all__ = ["EfficiencyMetric"]
+__all__ = ['EarlyExitMetric', 'EfficiencyMetric']

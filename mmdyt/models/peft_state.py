@@ -20,9 +20,13 @@ frozen weights with it, so the model ends up exactly as it was saved. A full
 state dict (every key present) loads as usual, without reading the base.
 
 The functions are toolbox-neutral: the classifier, segmentor and recognizer
-glue call :func:`install_peft_state` in their ``__init__``.
+glue call :func:`install_peft_state` in their ``__init__`` (through
+:class:`mmdyt.models.task_utils.DyTTaskMixin`). Keys of checkpoints written
+by earlier releases are renamed first (``upgrade_legacy_keys``).
 """
 import torch.nn as nn
+
+from .backbones.checkpoint import upgrade_legacy_keys
 
 PEFT_METADATA_KEY = 'peft_base_checkpoint'
 
@@ -60,6 +64,7 @@ def install_peft_state(model: nn.Module, base_checkpoint, load_base):
 
     def fill_frozen(module, state_dict, prefix, local_metadata, strict,
                     missing_keys, unexpected_keys, error_msgs):
+        upgrade_legacy_keys(state_dict)
         missing = [name for name in frozen_parameter_names(module)
                    if prefix + name not in state_dict]
         if not missing:

@@ -1,11 +1,11 @@
-"""What the task glue of every toolbox shares: finding the DyT backbone, its
-losses, and the efficiency figures each prediction carries to the metric."""
-import contextlib
-
-import torch
+"""What the task glue of every toolbox shares: finding the DyT backbone,
+tuned-only checkpoints, the losses and log scalars of a forward record, and
+the efficiency figures each prediction carries to the metric."""
 from mmengine.registry import MODELS
 
-from .backbones import DyTVisionTransformer
+from .backbones import DyTVisionTransformer, load_vit_checkpoint
+from .peft_state import install_peft_state
+from .record import record_forwards
 
 
 def find_dyt_backbone(model):
@@ -18,28 +18,78 @@ def find_dyt_backbone(model):
     return None
 
 
+def require_dyt_backbone(model, owner):
+    """:func:`find_dyt_backbone`, raising the one error of the task glue
+    when there is none."""
+    backbone = find_dyt_backbone(model)
+    if backbone is None:
+        raise TypeError(f'{owner} needs a DyTVisionTransformer backbone, got '
+                        f'{type(model).__name__}')
+    return backbone
+
+
 def build_rate_loss(rate_loss):
     """A config dict (e.g. ``dict(type='ActivationRateLoss', target_rate=0.5)``)
     -> module; None -> None (no rate loss, e.g. for the baselines)."""
     return MODELS.build(rate_loss) if rate_loss is not None else None
 
 
-def rate_losses(backbone, rate_loss):
-    """``{'loss_rate': ...}`` of the backbone's last forward, or ``{}``."""
-    if rate_loss is None:
-        return {}
-    if backbone is None:
-        raise ValueError('rate_loss is set but the model has no DyTVisionTransformer backbone')
-    return {'loss_rate': rate_loss(backbone.masks(), backbone.num_fixed_tokens)}
+def efficiency_log_vars(backbone, record):
+    """Scalars of a training forward for the log: ``rate_layer{i}`` per
+    dispatcher, their mean ``activation_rate`` and ``gflops`` per sample (no
+    ``loss`` in their names, so mmengine logs them without summing them into
+    the loss)."""
+    rates = record.activation_rates()
+    scalars = {f'rate_layer{i}': rate for i, rate in enumerate(rates)}
+    if len(rates):
+        scalars['activation_rate'] = rates.mean()
+    scalars['gflops'] = backbone.flops(record).mean().float() / 1e9
+    return scalars
 
 
-def per_sample_rates(backbone):
-    """(B, num_dispatchers) activation rate of each sample in the last forward."""
-    masks = backbone.masks()
-    if not masks:
-        return None
-    fixed = backbone.num_fixed_tokens
-    return torch.stack([m[:, fixed:].float().mean(1) for m in masks], 1).cpu()
+class DyTTaskMixin:
+    """The part of a toolbox model (classifier, segmentor, recognizer) that
+    knows its DyT backbone.
+
+    The subclass calls :meth:`init_dyt` at the end of ``__init__``. It gets
+    ``rate_loss`` (Eq. 8, or None), tuned-only checkpoints
+    (:func:`install_peft_state` over the backbone's ``pretrained``), and
+    :meth:`dyt_losses`: the rate loss of a forward record plus, when
+    ``log_efficiency`` is on (:class:`ActivationLoggerHook` turns it on),
+    its rates and GFLOPs as log scalars.
+    """
+
+    def init_dyt(self, rate_loss=None):
+        backbone = self.dyt_backbone
+        self.rate_loss = build_rate_loss(rate_loss)
+        if self.rate_loss is not None and not backbone.dispatchers():
+            raise ValueError(f'{type(self).__name__}: rate_loss needs a backbone with token '
+                             'dispatchers (dispatch is None): set rate_loss=None')
+        self.log_efficiency = False
+        install_peft_state(self, lambda: backbone.pretrained,
+                           lambda path: load_vit_checkpoint(backbone, path))
+
+    @property
+    def dyt_backbone(self):
+        """The :class:`DyTVisionTransformer` inside ``self.backbone``."""
+        return require_dyt_backbone(self.backbone, type(self).__name__)
+
+    def recorded(self, function, *args, **kwargs):
+        """``function(*args, **kwargs)`` and the records of the backbone
+        forwards it ran: (result, list of ForwardRecord)."""
+        with record_forwards(self.dyt_backbone) as records:
+            result = function(*args, **kwargs)
+        return result, records
+
+    def dyt_losses(self, record):
+        """``loss_rate`` of ``record`` (when configured) and, with
+        ``log_efficiency``, its log scalars."""
+        losses = {}
+        if self.rate_loss is not None:
+            losses['loss_rate'] = self.rate_loss(record.masks(), record.num_fixed_tokens)
+        if self.log_efficiency:
+            losses.update(efficiency_log_vars(self.dyt_backbone, record))
+        return losses
 
 
 def attach_efficiency(data_samples, flops, rates=None):
@@ -58,17 +108,3 @@ def attach_efficiency(data_samples, flops, rates=None):
             meta['dyt_rates'] = rates[i]
         sample.set_metainfo(meta)
     return data_samples
-
-
-@contextlib.contextmanager
-def all_tokens_active(backbone):
-    """Within the block, every dispatcher of ``backbone`` activates every
-    token (mask of ones): the dense teacher of self-distillation."""
-    dispatchers = backbone.dispatchers()
-    for dispatcher in dispatchers:
-        dispatcher.forward = lambda x: x.new_ones(x.shape[:2])
-    try:
-        yield backbone
-    finally:
-        for dispatcher in dispatchers:
-            del dispatcher.forward

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from mmengine.config import DictAction
 
 from mmdyt.analysis import build_model, load_config
+from mmdyt.models.record import ForwardRecord
 from mmdyt.models.task_utils import find_dyt_backbone
 
 matplotlib.use('Agg')
@@ -142,9 +143,10 @@ def main(argv=None):
     for path in args.inputs:
         for name, frame in read_frames(path, args.num_frames):
             image, inputs = to_input(frame, backbone.img_size, mean, std)
-            backbone(inputs[None])
+            record = ForwardRecord()
+            backbone(inputs[None], record=record)
             masks = [m[0, fixed:].reshape(grid).cpu().numpy().astype(bool)
-                     for m in backbone.masks()]
+                     for m in record.masks()]
             rates[name] = np.array([m.mean() for m in masks])
             save_grid(osp.join(args.out_dir, f'{name}_layers.png'), image, masks, labels,
                       backbone.patch_size, args.dim)

@@ -5,8 +5,6 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ...models.task_utils import find_dyt_backbone
-
 
 @HOOKS.register_module()
 class NaNGuardHook(Hook):
@@ -15,7 +13,8 @@ class NaNGuardHook(Hook):
 
     The message names the iteration (1-based, as in the log), the epoch, the
     offending terms with their values and the per-layer activation rates of
-    the dispatchers in that iteration's forward, e.g. ``NaN/inf loss at
+    the dispatchers in that iteration's forward (logged by the model when
+    :class:`ActivationLoggerHook` is on), e.g. ``NaN/inf loss at
     iteration 3 (epoch 1): loss=nan, loss_rate=nan; last activation rates per
     layer: [0.51, 0.0, ...]``. Its priority is above :class:`CheckpointHook`'s,
     so the corrupted weights of that iteration are not saved.
@@ -29,12 +28,11 @@ class NaNGuardHook(Hook):
         if not bad:
             return
         terms = ', '.join(f'{k}={v}' for k, v in losses.items())
-        backbone = find_dyt_backbone(runner.model)
-        if backbone is None:
-            rates = 'no DyTVisionTransformer in the model'
-        else:
-            rates = [round(r, 4) for r in backbone.activation_rates().tolist()]
-            rates = f'last activation rates per layer: {rates}'
+        rates = {int(k[len('rate_layer'):]): round(float(v), 4)
+                 for k, v in (outputs or {}).items() if k.startswith('rate_layer')}
+        rates = [rates[i] for i in sorted(rates)]
+        rates = (f'last activation rates per layer: {rates}' if rates else
+                 'activation rates not logged (add ActivationLoggerHook)')
         raise FloatingPointError(
             f'NaN/inf loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): '
             f'{terms}; {rates}. Training stopped; lower the learning rate, enable '

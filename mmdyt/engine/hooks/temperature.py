@@ -48,10 +48,12 @@ class TemperatureScheduleHook(Hook):
         self.tau_end = tau_end
         self.policy = policy
         self.by_epoch = by_epoch
+        self.dispatchers = []
 
     def before_train(self, runner):
         backbone = find_dyt_backbone(runner.model)
-        if backbone is None or not backbone.dispatchers():
+        self.dispatchers = backbone.dispatchers() if backbone is not None else []
+        if not self.dispatchers:
             raise ValueError('TemperatureScheduleHook needs a DyTVisionTransformer '
                              'with token dispatchers in the model')
 
@@ -65,5 +67,6 @@ class TemperatureScheduleHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         tau = self.tau_at(runner)
-        find_dyt_backbone(runner.model).set_tau(tau)
+        for dispatcher in self.dispatchers:
+            dispatcher.tau = tau
         runner.message_hub.update_scalar('train/tau', tau)

@@ -1,7 +1,9 @@
-from .checkpoint import convert_state_dict, load_vit_checkpoint, read_checkpoint
-from .dyt_vit import ARCHS, DISPATCH_VARIANTS, DyTBlock, DyTVisionTransformer
+from .checkpoint import (convert_state_dict, load_vit_checkpoint, read_checkpoint,
+                         upgrade_legacy_keys)
+from .dyt_vit import ARCHS, DISPATCH_TABLE, DyTBlock, DyTVisionTransformer
+from .frame_vit import FrameDyTVisionTransformer
 
 __all__ = [
-    'ARCHS', 'DISPATCH_VARIANTS', 'DyTBlock', 'DyTVisionTransformer',
-    'convert_state_dict', 'load_vit_checkpoint', 'read_checkpoint'
+    'ARCHS', 'DISPATCH_TABLE', 'DyTBlock', 'DyTVisionTransformer', 'FrameDyTVisionTransformer',
+    'convert_state_dict', 'load_vit_checkpoint', 'read_checkpoint', 'upgrade_legacy_keys'
 ]

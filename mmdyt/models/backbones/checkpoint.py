@@ -38,6 +38,23 @@ MMPRETRAIN_KEY_MAP = [
     (r'^ln1\.', 'norm.'),
 ]
 STRIPPED_PREFIXES = ('module.', 'backbone.')
+#: Keys of checkpoints written by earlier mmdyt releases -> today's: LoRA
+#: (``lora_rank``) wrapped qkv as ``attn.qkv.base``.
+LEGACY_KEY_MAP = [(re.compile(r'\.attn\.qkv\.base\.'), '.attn.qkv.')]
+
+
+def upgrade_legacy_keys(state_dict):
+    """Rename, in place, the keys of checkpoints written by earlier releases
+    (:data:`LEGACY_KEY_MAP`); returns how many were renamed."""
+    renamed = 0
+    for key in list(state_dict):
+        new_key = key
+        for pattern, replacement in LEGACY_KEY_MAP:
+            new_key = pattern.sub(replacement, new_key)
+        if new_key != key:
+            state_dict[new_key] = state_dict.pop(key)
+            renamed += 1
+    return renamed
 
 
 def read_checkpoint(path):
@@ -136,8 +153,6 @@ def load_vit_checkpoint(model, checkpoint):
         checkpoint = read_checkpoint(checkpoint)
     state = convert_state_dict(checkpoint, model.num_layers)
     own = model.state_dict()
-    if model.lora_enabled:
-        state = {re.sub(r'\.attn\.qkv\.', '.attn.qkv.base.', k): v for k, v in state.items()}
     if 'pos_embed' in state and state['pos_embed'].shape != own['pos_embed'].shape:
         pos_embed = state['pos_embed']
         if pos_embed.shape[-1] == own['pos_embed'].shape[-1]:

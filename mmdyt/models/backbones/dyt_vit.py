@@ -15,8 +15,13 @@ Two execution paths give identical results in eval mode:
   the block, and the results are added back with ``index_add_``. Attention
   dispatch packs each sample's active tokens to the batch's largest K and
   masks the padding keys.
+
+Both live in :func:`mmdyt.models.layers.dispatched_part`. A forward fills the
+:class:`~mmdyt.models.record.ForwardRecord` it is given (masks, token counts,
+grid); :meth:`DyTVisionTransformer.flops` counts from it.
 """
 import math
+import warnings
 
 import torch
 import torch.nn as nn
@@ -24,10 +29,11 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-from ..layers import (Adapter, LoRALinear, TokenDispatcher, build_adapter,
-                      linear, resize_pos_embed)
-from ..petl import apply_petl, petl_flops
-from .checkpoint import load_vit_checkpoint
+from ..flops import conv_patch_flops, layer_norm_flops, linear_flops
+from ..layers import TokenDispatcher, build_adapter, dispatched_part, drop_path, resize_pos_embed
+from ..petl import apply_petl
+from ..record import BlockRecord, ForwardRecord
+from .checkpoint import load_vit_checkpoint, upgrade_legacy_keys
 
 ARCHS = {
     't': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
@@ -37,56 +43,18 @@ ARCHS = {
 }
 ARCH_ALIASES = {'tiny': 't', 'small': 's', 'base': 'b', 'large': 'l',
                 'deit-tiny': 't', 'deit-small': 's'}
-DISPATCH_VARIANTS = ('mlp', 'attn', 'attn_mlp', 'layer', None)
 OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw')
-LN_FLOPS_PER_ELEMENT = 5  # fvcore's count for an affine LayerNorm
 
-
-def drop_path(x, rate, training):
-    """Stochastic depth on the sample dimension of (B, ..., C) tensors."""
-    if rate == 0.0 or not training:
-        return x
-    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - rate)
-    return x * keep / (1 - rate)
-
-
-class PackedTokens:
-    """Index bookkeeping for running a block on each sample's active tokens.
-
-    Args:
-        mask (Tensor): (B, N) bool, True = active.
-        flat_index (Tensor, optional): ``mask.flatten().nonzero().squeeze(1)``
-            when the caller has it already.
-
-    Attributes:
-        flat_index (Tensor): (S,) rows of the (B * N, C) view that are active.
-        padded_index (Tensor): (S,) rows of a (B * K_max, C) padded view where
-            each active token goes, samples packed to the left.
-        key_padding (Tensor): (B, 1, 1, K_max) bool, True for real keys.
-    """
-
-    def __init__(self, mask, flat_index=None):
-        batch_size = mask.shape[0]
-        counts = mask.sum(1)
-        self.max_count = int(counts.max())
-        self.batch_size = batch_size
-        self.flat_index = (mask.flatten().nonzero().squeeze(1)
-                           if flat_index is None else flat_index)
-        slot = (mask.cumsum(1) - 1)[mask]
-        sample = self.flat_index // mask.shape[1]
-        self.padded_index = sample * self.max_count + slot
-        self.key_padding = (torch.arange(self.max_count, device=mask.device) <
-                            counts[:, None])[:, None, None, :]
-
-    def to_padded(self, tokens):
-        """(S, D) packed tokens -> (B, K_max, D), zero padded."""
-        padded = tokens.new_zeros(self.batch_size * self.max_count, tokens.shape[-1])
-        padded.index_copy_(0, self.padded_index, tokens)
-        return padded.view(self.batch_size, self.max_count, -1)
-
-    def from_padded(self, padded):
-        """(B, K_max, D) -> (S, D) packed tokens."""
-        return padded.reshape(-1, padded.shape[-1]).index_select(0, self.padded_index)
+#: Dispatch variant -> the parts of a block, in order, each
+#: ``(name, has_adapter, has_dispatcher)``. 'attn' is the attention
+#: sub-layer, 'mlp' the MLP (also AdaptFormer's adapter place), 'layer' both.
+DISPATCH_TABLE = {
+    None: (('attn', False, False), ('mlp', True, False)),
+    'mlp': (('attn', False, False), ('mlp', True, True)),
+    'attn': (('attn', True, True), ('mlp', False, False)),
+    'attn_mlp': (('attn', True, True), ('mlp', True, True)),
+    'layer': (('layer', True, True), ),
+}
 
 
 class Attention(nn.Module):
@@ -114,14 +82,14 @@ class Attention(nn.Module):
         """``key_mask`` (B, N) float in [0, 1] (1 = key kept) removes keys from
         the softmax by renormalising the probabilities, which stays
         differentiable with respect to a straight-through mask."""
-        q, k, v = self._split_heads(linear(self.qkv, x))
+        q, k, v = self._split_heads(self.qkv(x))
         if key_mask is None:
             out = F.scaled_dot_product_attention(q, k, v)
         else:
             probs = (q @ k.transpose(-2, -1) * q.shape[-1]**-0.5).softmax(-1)
             probs = probs * key_mask[:, None, None, :]
             out = probs / probs.sum(-1, keepdim=True) @ v
-        return linear(self.proj, self._merge_heads(out))
+        return self.proj(self._merge_heads(out))
 
     def forward_packed(self, tokens, packed):
         """Attention among each sample's active tokens only.
@@ -133,18 +101,15 @@ class Attention(nn.Module):
         Returns:
             Tensor: (S, C)
         """
-        qkv = packed.to_padded(linear(self.qkv, tokens))
+        qkv = packed.to_padded(self.qkv(tokens))
         q, k, v = self._split_heads(qkv)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=packed.key_padding)
-        return linear(self.proj, packed.from_padded(self._merge_heads(out)))
+        return self.proj(packed.from_padded(self._merge_heads(out)))
 
     def flops(self, num_tokens):
         """Multiply-adds for ``num_tokens`` tokens attending to each other."""
-        embed_dims = self.proj.in_features
-        qkv = self.qkv.flops(num_tokens) if isinstance(
-            self.qkv, LoRALinear) else 0
-        return (qkv + 4 * num_tokens * embed_dims**2 +
-                2 * num_tokens**2 * embed_dims)
+        return (linear_flops(self.qkv, num_tokens) + linear_flops(self.proj, num_tokens) +
+                2 * num_tokens**2 * self.proj.in_features)
 
 
 class Mlp(nn.Module):
@@ -153,17 +118,20 @@ class Mlp(nn.Module):
     def __init__(self, embed_dims, hidden_dims):
         super().__init__()
         self.fc1 = nn.Linear(embed_dims, hidden_dims)
+        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
 
     def forward(self, x):
-        return linear(self.fc2, linear(self.fc1, x, gelu=True))
+        return self.fc2(self.act(self.fc1(x)))
 
     def flops(self, num_tokens):
-        return 2 * num_tokens * self.fc1.in_features * self.fc1.out_features
+        return linear_flops(self.fc1, num_tokens) + linear_flops(self.fc2, num_tokens)
 
 
 class DyTBlock(nn.Module):
-    """A pre-norm transformer block with dynamic tuning.
+    """A pre-norm transformer block with dynamic tuning: its parts
+    (:data:`DISPATCH_TABLE`) each run through
+    :func:`~mmdyt.models.layers.dispatched_part`.
 
     Args:
         embed_dims (int): C.
@@ -177,164 +145,98 @@ class DyTBlock(nn.Module):
         num_fixed_tokens (int): leading tokens that are always active.
         tau (float): dispatcher temperature.
         drop_path_rate (float): stochastic depth of the block outputs.
+        qkv_bias (bool): bias of the qkv projection.
 
     Shapes:
-        x: (B, N, C) -> (B, N, C); ``self.masks`` holds the (B, N) masks of
-        the last forward, one per dispatcher.
+        x: (B, N, C) -> (B, N, C); the masks go to the ``record`` passed.
     """
 
-    def __init__(self, embed_dims, num_heads, feedforward_channels,
-                 dispatch='mlp', adapter_dim=64, adapter_scale=1.0,
-                 adapter_dropout=0.1, num_experts=1, num_fixed_tokens=1,
-                 tau=5.0, drop_path_rate=0.0, qkv_bias=True):
+    #: Part -> (method computing its update, whether it mixes tokens). The
+    #: layer part applies stochastic depth inside its update.
+    PART_DELTAS = {'attn': ('_attention_delta', True), 'mlp': ('_mlp_delta', False),
+                   'layer': ('_layer_delta', True)}
+
+    def __init__(self, embed_dims, num_heads, feedforward_channels, *, dispatch='mlp',
+                 adapter_dim=64, adapter_scale=1.0, adapter_dropout=0.1, num_experts=1,
+                 num_fixed_tokens=1, tau=5.0, drop_path_rate=0.0, qkv_bias=True):
         super().__init__()
+        if dispatch not in DISPATCH_TABLE:
+            raise ValueError(f'dispatch must be one of {list(DISPATCH_TABLE)}, got {dispatch!r}')
         self.dispatch = dispatch
         self.drop_path_rate = drop_path_rate
         self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.attn = Attention(embed_dims, num_heads, qkv_bias)
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.mlp = Mlp(embed_dims, feedforward_channels)
-        # One (dispatcher, adapter) pair per dispatched part; 'mlp' names the
-        # pair that sits beside the MLP, which is also AdaptFormer's place.
-        parts = {'mlp': ['mlp'], 'attn': ['attn'], 'attn_mlp': ['attn', 'mlp'],
-                 'layer': ['layer'], None: ['mlp']}[dispatch]
+        parts = DISPATCH_TABLE[dispatch]
+        self.parts = tuple(name for name, _, _ in parts)
         self.adapters = nn.ModuleDict({
-            part: build_adapter(embed_dims, adapter_dim, num_experts,
-                                adapter_scale, adapter_dropout)
-            for part in parts
+            name: build_adapter(embed_dims, adapter_dim, num_experts, adapter_scale,
+                                adapter_dropout)
+            for name, adapted, _ in parts if adapted
         } if adapter_dim is not None else {})
         self.dispatchers = nn.ModuleDict({
-            part: TokenDispatcher(embed_dims, num_fixed_tokens, tau)
-            for part in parts
-        } if dispatch is not None else {})
-        self.masks = []
+            name: TokenDispatcher(embed_dims, num_fixed_tokens, tau)
+            for name, _, dispatched in parts if dispatched
+        })
 
-    def _adapter(self, part, x):
-        adapter = self.adapters[part] if part in self.adapters else None
-        return 0 if adapter is None else adapter(x)
+    def forward(self, x, skip_inactive=False, record=None):
+        """(B, N, C) -> (B, N, C); each dispatched part's (B, N) mask goes to
+        ``record.masks`` (a :class:`BlockRecord`) when given."""
+        for part in self.parts:
+            delta, pack = self.PART_DELTAS[part]
+            x, mask = dispatched_part(
+                x, getattr(self, delta),
+                self.dispatchers[part] if part in self.dispatchers else None,
+                self.adapters[part] if part in self.adapters else None,
+                skip_inactive=skip_inactive, pack=pack, training=self.training,
+                drop_path_rate=0.0 if part == 'layer' else self.drop_path_rate)
+            if record is not None and mask is not None:
+                record.masks[part] = mask
+        return x
 
-    def _residual(self, x):
-        return drop_path(x, self.drop_path_rate, self.training)
+    def _attention_delta(self, tokens, key_mask=None, packed=None):
+        if packed is not None:
+            return self.attn.forward_packed(self.norm1(tokens), packed)
+        return self.attn(self.norm1(tokens), key_mask=key_mask)
 
-    def _dispatch(self, part, x):
-        mask = self.dispatchers[part](x)
-        self.masks.append(mask)
-        return mask
+    def _mlp_delta(self, tokens, key_mask=None, packed=None):
+        return self.mlp(self.norm2(tokens))
 
-    def forward(self, x, skip_inactive=False):
-        self.masks = []
-        if self.dispatch == 'layer':
-            return self._forward_layer(x, skip_inactive)
-        x = self._forward_attn(x, skip_inactive)
-        return self._forward_mlp(x, skip_inactive)
-
-    def _forward_attn(self, x, skip_inactive):
-        if 'attn' not in self.dispatchers:
-            return x + self._residual(self.attn(self.norm1(x)))
-        mask = self._dispatch('attn', x)
-        if skip_inactive:
-            return self._skip('attn', x, mask, self._attention, pack=True)
-        update = self._adapter('attn', x)
-        mask = mask.to(x.dtype)
-        out = self.attn(self.norm1(x), key_mask=mask) * mask[..., None]
-        return x + self._residual(out) + update
-
-    def _forward_mlp(self, x, skip_inactive):
-        if 'mlp' not in self.dispatchers:
-            out = self._residual(self.mlp(self.norm2(x)))
-            return x + out + self._adapter('mlp', x)
-        mask = self._dispatch('mlp', x)
-        if skip_inactive:
-            return self._skip('mlp', x, mask, lambda tokens, packed: self.mlp(self.norm2(tokens)))
-        update = self._adapter('mlp', x)
-        out = self.mlp(self.norm2(x)) * mask.to(x.dtype)[..., None]
-        return x + self._residual(out) + update
-
-    def _forward_layer(self, x, skip_inactive):
-        mask = self._dispatch('layer', x)
-        if skip_inactive:
-            return self._skip('layer', x, mask, self._layer_delta, pack=True)
-        update = self._adapter('layer', x)
-        mask = mask.to(x.dtype)
-        y = x + self._residual(self.attn(self.norm1(x), key_mask=mask))
-        y = y + self._residual(self.mlp(self.norm2(y)))
-        return x + (y - x) * mask[..., None] + update
-
-    # ---- skipping path (inference) -----------------------------------------
-    def _with_adapter(self, part, x):
-        """``x + adapter(x)`` as a new contiguous (B, N, C) tensor. A plain
-        adapter in eval mode is fused into the residual: one ``addmm`` adds
-        its up projection to ``x``."""
-        adapter = self.adapters[part] if part in self.adapters else None
-        if type(adapter) is not Adapter or adapter.training:
-            return x + self._adapter(part, x)
-        flat = x.reshape(-1, x.shape[-1])
-        hidden = F.relu(adapter.down(flat), inplace=True)
-        out = torch.addmm(flat, hidden, adapter.up.weight.t(), alpha=adapter.scale)
-        return out.add_(adapter.up.bias, alpha=adapter.scale).view_as(x)
-
-    def _skip(self, part, x, mask, delta, pack=False):
-        """Skipping path: every token gets ``x + adapter(x)``, and only the
-        active ones also get ``delta`` of the dispatched part.
-
-        Args:
-            part (str): 'attn', 'mlp' or 'layer'.
-            x (Tensor): (B, N, C), contiguous.
-            mask (Tensor): (B, N) bool.
-            delta (callable): ``delta(tokens, packed)`` -> update of the
-                tokens, shaped like them. Called with all tokens (B, N, C) and
-                ``packed=None`` when every token is active (no gather or
-                scatter), else with the (S, C) active tokens and their
-                :class:`PackedTokens` (``pack=True``) or None.
-            pack (bool): whether ``delta`` needs the packing (attention).
-
-        Returns:
-            Tensor: (B, N, C).
-        """
-        out = self._with_adapter(part, x)
-        index = mask.flatten().nonzero().squeeze(1)
-        if index.numel() == mask.numel():
-            return out.add_(delta(x, None))
-        packed = PackedTokens(mask, index) if pack else None
-        active = x.reshape(-1, x.shape[-1]).index_select(0, index)
-        out.view(-1, x.shape[-1]).index_add_(0, index, delta(active, packed))
-        return out
-
-    def _attention(self, tokens, packed):
-        """Attention of the active tokens: dense when ``packed`` is None."""
-        if packed is None:
-            return self.attn(self.norm1(tokens))
-        return self.attn.forward_packed(self.norm1(tokens), packed)
-
-    def _layer_delta(self, tokens, packed):
-        attn = self._attention(tokens, packed)
+    def _layer_delta(self, tokens, key_mask=None, packed=None):
+        """The whole layer's update; the masked path (``key_mask`` given)
+        applies stochastic depth to each sub-layer, as the dense block does."""
+        if key_mask is not None:
+            y = tokens + drop_path(self.attn(self.norm1(tokens), key_mask=key_mask),
+                                   self.drop_path_rate, self.training)
+            y = y + drop_path(self.mlp(self.norm2(y)), self.drop_path_rate, self.training)
+            return y - tokens
+        attn = self._attention_delta(tokens, packed=packed)
         return attn + self.mlp(self.norm2(tokens + attn))
 
-    def active_counts(self, num_tokens):
-        """Active tokens per sample of the last forward for the attention and
-        the MLP part: two (B,) tensors (or ints when nothing is dispatched)."""
-        counts = {part: mask.sum(1).to('cpu', torch.float64)
-                  for part, mask in zip(self.dispatchers, self.masks)}
-        if 'layer' in counts:
-            return counts['layer'], counts['layer']
-        return counts.get('attn', num_tokens), counts.get('mlp', num_tokens)
+    def flops(self, record):
+        """Per-sample multiply-adds of the forward ``record`` (a
+        :class:`BlockRecord`) describes, counting only the tokens the skipping
+        path computes: (b,) tensor, or int when nothing is dispatched.
+        LayerNorms, attention matmuls, adapters, gates and PETL layers
+        included."""
+        attn_tokens = record.computed_tokens('attn')
+        mlp_tokens = record.computed_tokens('mlp')
+        total = (layer_norm_flops(self.norm1, attn_tokens) + self.attn.flops(attn_tokens) +
+                 layer_norm_flops(self.norm2, mlp_tokens) + self.mlp.flops(mlp_tokens))
+        for module in (*self.adapters.values(), *self.dispatchers.values()):
+            total = total + module.flops(record.num_tokens)
+        return total
 
-    def flops(self, num_tokens):
-        """Per-sample multiply-adds of the last forward, counting only the
-        tokens the skipping path computes: (B,) tensor, or int when nothing is
-        dispatched. Counts LayerNorms (fvcore convention), attention matmuls,
-        adapters, dispatcher gates and patched-in PETL modules."""
-        embed_dims = self.norm1.normalized_shape[0]
-        attn_tokens, mlp_tokens = self.active_counts(num_tokens)
-        total = (self.attn.flops(attn_tokens) + self.mlp.flops(mlp_tokens) +
-                 LN_FLOPS_PER_ELEMENT * embed_dims * (attn_tokens + mlp_tokens))
-        for adapter in self.adapters.values():
-            total = total + adapter.flops(num_tokens)
-            if hasattr(adapter, 'routing_flops'):
-                total = total + adapter.routing_flops()
-        for dispatcher in self.dispatchers.values():
-            total = total + (num_tokens - dispatcher.num_fixed_tokens) * embed_dims
-        return total + petl_flops(self, num_tokens)
+
+def _per_row(value, rows, batch_size):
+    """A per-sample count (int or (b,)) of ``rows`` (None = all) -> (B,)
+    float64 on the CPU, 0 for the other rows."""
+    value = torch.as_tensor(value, dtype=torch.float64)
+    if rows is None:
+        return value.expand(batch_size).clone()
+    out = torch.zeros(batch_size, dtype=torch.float64)
+    return out.index_copy_(0, rows.cpu(), value.expand(rows.shape[0]).clone())
 
 
 @MODELS.register_module()
@@ -358,8 +260,9 @@ class DyTVisionTransformer(BaseModule):
         num_experts (int): experts per adapter; 1 = plain adapter, > 1 =
             MoE-adapter.
         tau (float): initial dispatcher temperature.
-        lora_rank (int): LoRA rank on every qkv projection; 0 = no LoRA.
-        lora_alpha (float): LoRA scaling numerator.
+        lora_rank (int): deprecated, use ``petl=dict(type='lora', rank=r,
+            alpha=a, targets=['qkv'])``; 0 = no LoRA.
+        lora_alpha (float): deprecated with ``lora_rank``.
         num_prompts (int): VPT-deep prompt tokens per layer; 0 = no VPT.
         freeze_pretrained (bool): freeze the ViT weights (PEFT). False trains
             everything, i.e. full tuning or dynamic full tuning.
@@ -372,9 +275,17 @@ class DyTVisionTransformer(BaseModule):
             (True) or run the masked path (False, for checking).
         pretrained (str | None): ViT checkpoint (mmpretrain, timm or original
             ``.npz``) loaded by :meth:`init_weights`.
-        petl (dict | list[dict] | None): PETL modules patched in by
+        petl (dict | list[dict] | None): PETL layers patched in by
             :func:`mmdyt.models.petl.apply_petl`, e.g.
+            ``dict(type='lora', rank=8, alpha=8, targets=['qkv'])``,
             ``dict(type='rep_adapter', dim=8)`` or ``dict(type='houlsby')``.
+
+    Stepping API (what :meth:`forward` does, for callers that stop early or
+    drop samples on the way, like early exits): :meth:`embed`, then
+    :meth:`run_blocks` over any ranges of blocks (the final norm follows the
+    last block), then :meth:`format_output`. Each step fills the
+    :class:`~mmdyt.models.record.ForwardRecord` it is given; :meth:`flops`
+    reads it.
     """
 
     def __init__(self, arch='b', img_size=224, patch_size=16, in_channels=3,
@@ -386,8 +297,8 @@ class DyTVisionTransformer(BaseModule):
                  pretrained=None, petl=None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
-        if dispatch not in DISPATCH_VARIANTS:
-            raise ValueError(f'dispatch must be one of {DISPATCH_VARIANTS}, '
+        if dispatch not in DISPATCH_TABLE:
+            raise ValueError(f'dispatch must be one of {list(DISPATCH_TABLE)}, '
                              f'got {dispatch!r}')
         if out_type not in OUT_TYPES:
             raise ValueError(f'out_type must be one of {OUT_TYPES}, got {out_type!r}')
@@ -422,25 +333,24 @@ class DyTVisionTransformer(BaseModule):
         rates = torch.linspace(0, drop_path_rate, num_layers).tolist()
         self.blocks = nn.ModuleList([
             DyTBlock(embed_dims, self.arch_settings['num_heads'],
-                     self.arch_settings['feedforward_channels'], dispatch,
-                     adapter_dim, adapter_scale, adapter_dropout, num_experts,
-                     self.num_fixed_tokens, tau, rates[i], qkv_bias)
+                     self.arch_settings['feedforward_channels'], dispatch=dispatch,
+                     adapter_dim=adapter_dim, adapter_scale=adapter_scale,
+                     adapter_dropout=adapter_dropout, num_experts=num_experts,
+                     num_fixed_tokens=self.num_fixed_tokens, tau=tau,
+                     drop_path_rate=rates[i], qkv_bias=qkv_bias)
             for i in range(num_layers)
         ])
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6) if final_norm else nn.Identity()
-        if lora_rank:
-            for block in self.blocks:
-                block.attn.qkv = LoRALinear(block.attn.qkv, lora_rank, lora_alpha)
         if num_prompts:
             bound = math.sqrt(6.0 / (3 * patch_size**2 + embed_dims))
             self.prompts = nn.Parameter(
                 torch.empty(num_layers, num_prompts, embed_dims).uniform_(-bound, bound))
         self._init_vit_weights()
-        if petl is not None:
+        petl = self._with_deprecated_lora(petl, lora_rank, lora_alpha)
+        if petl:
             apply_petl(self, petl)
         self._set_trainable()
-        self.register_load_state_dict_pre_hook(self._check_state_dict_shapes)
-        self._last_num_tokens = None
+        self.register_load_state_dict_pre_hook(self._check_state_dict)
 
     @staticmethod
     def _parse_arch(arch):
@@ -455,22 +365,34 @@ class DyTVisionTransformer(BaseModule):
                              f'got {arch!r}')
         return dict(arch)
 
+    @staticmethod
+    def _with_deprecated_lora(petl, lora_rank, lora_alpha):
+        """``petl`` as a list, with the deprecated ``lora_rank`` turned into
+        its ``petl`` entry."""
+        petl = [] if petl is None else list(petl) if isinstance(petl, (list, tuple)) else [petl]
+        if lora_rank:
+            warnings.warn("DyTVisionTransformer(lora_rank=...) is deprecated and will be "
+                          "removed in the next release: use petl=dict(type='lora', "
+                          f"rank={lora_rank}, alpha={lora_alpha}, targets=['qkv'])",
+                          DeprecationWarning, stacklevel=3)
+            petl.insert(0, dict(type='lora', rank=lora_rank, alpha=lora_alpha))
+        return petl
+
     def _init_vit_weights(self):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         for block in self.blocks:
-            for layer in (block.attn.proj, block.mlp.fc1, block.mlp.fc2):
+            for layer in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
                 nn.init.trunc_normal_(layer.weight, std=0.02)
-                nn.init.zeros_(layer.bias)
-            qkv = block.attn.qkv.base if self.lora_enabled else block.attn.qkv
-            nn.init.trunc_normal_(qkv.weight, std=0.02)
-            if qkv.bias is not None:
-                nn.init.zeros_(qkv.bias)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
 
-    def _check_state_dict_shapes(self, module, state_dict, prefix, *args):
-        """Refuse a state dict whose tensors do not fit this backbone (another
+    def _check_state_dict(self, module, state_dict, prefix, *args):
+        """Rename the keys of checkpoints written by earlier releases and
+        refuse a state dict whose tensors do not fit this backbone (another
         arch or patch size), whichever loader (load_from, resume, test) is
         used: mmengine loads with ``strict=False`` and would only warn."""
+        upgrade_legacy_keys(state_dict)
         own = dict(self.named_parameters())
         own.update(self.named_buffers())
         for name, tensor in own.items():
@@ -480,10 +402,6 @@ class DyTVisionTransformer(BaseModule):
                     f'checkpoint does not fit the model: {prefix}{name} has shape '
                     f'{tuple(value.shape)} in the checkpoint and {tuple(tensor.shape)} '
                     'in the model (another arch or patch size?)')
-
-    @property
-    def lora_enabled(self):
-        return isinstance(self.blocks[0].attn.qkv, LoRALinear)
 
     def init_weights(self):
         """Load ``pretrained`` (if any) into the ViT weights."""
@@ -507,75 +425,118 @@ class DyTVisionTransformer(BaseModule):
         """Whether a parameter belongs to the PEFT modules (not the ViT)."""
         return any(key in name for key in cls.TUNING_KEYS)
 
-    # ---- run-time controls and statistics ---------------------------------
+    # ---- run-time controls --------------------------------------------------
     def dispatchers(self):
         """All token dispatchers, block by block."""
         return [d for block in self.blocks for d in block.dispatchers.values()]
+
+    def dispatcher_names(self):
+        """``blocks.{i}.{part}`` of every dispatcher, in :meth:`dispatchers`
+        order."""
+        return [f'blocks.{i}.{part}' for i, block in enumerate(self.blocks)
+                for part in block.dispatchers]
 
     def set_tau(self, tau):
         for dispatcher in self.dispatchers():
             dispatcher.tau = tau
 
-    def masks(self):
-        """Masks of the last forward: list of (B, N) tensors, one per
-        dispatcher, class and prompt tokens included."""
-        return [mask for block in self.blocks for mask in block.masks]
+    # ---- FLOPs of a forward -------------------------------------------------
+    def flops_by_part(self, record, stop=None):
+        """Per-sample multiply-adds of the forward ``record`` describes, by
+        part, counting only the tokens the skipping path computes (fvcore
+        convention; attention matmuls and LayerNorms counted).
 
-    def activation_rates(self):
-        """(num_dispatchers,) mean rate over batch and patch tokens of the last
-        forward, detached."""
-        fixed = self.num_fixed_tokens
-        masks = self.masks()
-        if not masks:
-            return torch.zeros(0)
-        return torch.stack([m[:, fixed:].float().mean().detach() for m in masks])
+        Args:
+            record (ForwardRecord): filled by this backbone's forward.
+            stop (int | None): count only blocks before it (and the final
+                norm only when it is the number of blocks).
 
-    def flops(self):
-        """(B,) multiply-adds per sample of the last forward, counting only the
-        tokens the skipping path computes (fvcore convention: one multiply-add
-        is one FLOP; attention matmuls and LayerNorms counted)."""
-        if self._last_num_tokens is None:
-            raise RuntimeError('flops() needs a forward pass first')
-        batch_size, num_tokens = self._last_num_tokens
-        num_patches = num_tokens - self.num_fixed_tokens
-        embed = self.patch_embed.proj
-        total = torch.full((batch_size,), float(
-            num_patches * embed.out_channels * embed.in_channels * self.patch_size**2),
-            dtype=torch.float64)
-        for block in self.blocks:
-            total = total + block.flops(num_tokens)
-        if self.final_norm:
-            total = total + LN_FLOPS_PER_ELEMENT * self.embed_dims * num_tokens
-        return total
+        Returns:
+            dict[str, Tensor]: ``patch_embed``, ``block{i}`` for the blocks
+            that ran and ``norm`` -> (B,) float64, 0 for samples that did not
+            run that part.
+        """
+        batch_size = record.batch_size
+        parts = {'patch_embed': _per_row(
+            conv_patch_flops(self.patch_embed.proj, record.num_patches), None, batch_size)}
+        stop = self.num_layers if stop is None else stop
+        for block_record in record.blocks:
+            if block_record.index < stop:
+                parts[f'block{block_record.index}'] = _per_row(
+                    self.blocks[block_record.index].flops(block_record), block_record.rows,
+                    batch_size)
+        last = record.blocks[-1] if record.blocks else None
+        if self.final_norm and stop == self.num_layers and last is not None \
+                and last.index == self.num_layers - 1:
+            parts['norm'] = _per_row(layer_norm_flops(self.norm, last.num_tokens), last.rows,
+                                     batch_size)
+        return parts
+
+    def flops(self, record, stop=None):
+        """(B,) float64 multiply-adds per sample: :meth:`flops_by_part` summed."""
+        return sum(self.flops_by_part(record, stop).values())
 
     # ---- forward ----------------------------------------------------------
-    def embed(self, x):
-        """(B, 3, H, W) -> tokens (B, 1 + h * w, C) and the patch grid (h, w)."""
+    def embed(self, x, record=None):
+        """(B, 3, H, W) -> tokens (B, 1 + h * w, C); ``record`` gets the batch
+        size, the patch grid and the dispatcher layout."""
         x = self.patch_embed.proj(x)
-        grid = x.shape[-2:]
+        grid = tuple(x.shape[-2:])
         x = x.flatten(2).transpose(1, 2)
         pos_embed = resize_pos_embed(self.pos_embed, self.patch_resolution, grid)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
-        return x + pos_embed, tuple(grid)
+        if record is not None:
+            record.batch_size = x.shape[0]
+            record.num_tokens = x.shape[1] + self.num_prompts
+            record.num_fixed_tokens = self.num_fixed_tokens
+            record.grid = grid
+            record.dispatcher_names = self.dispatcher_names()
+        return x + pos_embed
 
-    def forward(self, x):
-        """(B, 3, H, W) -> tuple of outputs, one per ``out_indices``."""
-        x, grid = self.embed(x)
+    def run_blocks(self, x, record=None, start=0, stop=None, rows=None):
+        """Blocks ``start`` to ``stop - 1`` (VPT prompts put in first), and
+        the final norm when the last block is among them.
+
+        Args:
+            x (Tensor): (b, N, C) tokens entering block ``start``
+                (:meth:`embed`'s output for ``start=0``).
+            record (ForwardRecord | None): gets a :class:`BlockRecord` per
+                block.
+            start, stop (int): block range; ``stop`` None = to the end.
+            rows (Tensor | None): (b,) rows of the embedded batch that ``x``
+                holds, when samples left on the way; None = all.
+
+        Returns:
+            Tensor: (b, N, C).
+        """
+        stop = self.num_layers if stop is None else stop
         skip = self.skip_inactive and not self.training
-        outs = []
-        for i, block in enumerate(self.blocks):
+        for i in range(start, stop):
             if self.num_prompts:
                 prompts = self.prompts[i].expand(x.shape[0], -1, -1)
                 x = torch.cat([x[:, :1], prompts, x[:, self.num_fixed_tokens if i else 1:]], 1)
-            x = block(x, skip_inactive=skip)
+            block_record = BlockRecord(index=i, num_tokens=x.shape[1], rows=rows)
+            x = self.blocks[i](x, skip_inactive=skip, record=block_record)
+            if record is not None:
+                record.blocks.append(block_record)
             if i == self.num_layers - 1:
                 x = self.norm(x)
+        return x
+
+    def forward(self, x, record=None):
+        """(B, 3, H, W) -> tuple of outputs, one per ``out_indices``; what
+        happened goes to ``record`` (a :class:`ForwardRecord`) when given."""
+        record = ForwardRecord() if record is None else record
+        x = self.embed(x, record)
+        outs = []
+        for i in range(self.num_layers):
+            x = self.run_blocks(x, record, i, i + 1)
             if i in self.out_indices:
-                outs.append(self._format_output(x, grid))
-        self._last_num_tokens = tuple(x.shape[:2])
+                outs.append(self.format_output(x, record.grid))
         return tuple(outs)
 
-    def _format_output(self, x, grid):
+    def format_output(self, x, grid):
+        """(B, N, C) tokens -> the ``out_type`` output."""
         patches = x[:, self.num_fixed_tokens:]
         if self.out_type == 'cls_token':
             return x[:, 0]

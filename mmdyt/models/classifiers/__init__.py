@@ -1,5 +1,5 @@
 """mmpretrain glue: classifiers registered in mmpretrain's ``MODELS``."""
-from .dyt_classifier import DyTImageClassifier, linear_flops
-from .early_exit import EarlyExitClassifier, EarlyExitMetric
+from .dyt_classifier import DyTImageClassifier
+from .early_exit import EarlyExitClassifier
 
-__all__ = ['DyTImageClassifier', 'linear_flops', 'EarlyExitClassifier', 'EarlyExitMetric']
+__all__ = ['DyTImageClassifier', 'EarlyExitClassifier']

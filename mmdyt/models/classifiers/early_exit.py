@@ -1,37 +1,28 @@
 """Dyn-Adapter for mmpretrain: early-exit classification on the shared
 backbone, with dynamic inference (paper Sec. 3.2-3.4).
 
-:class:`EarlyExitClassifier` runs the :class:`DyTVisionTransformer` block by
-block itself, puts an exit head after blocks ``l = i * T`` and, at inference,
-lets each sample leave at the first head whose confidence reaches its
-threshold: exited samples leave the batch and are not computed further.
-:class:`EarlyExitMetric` reports accuracy, mean GFLOPs and the exit histogram.
+:class:`EarlyExitClassifier` runs the :class:`DyTVisionTransformer` stage by
+stage through its stepping API, puts an exit head after blocks ``l = i * T``
+and, at inference, lets each sample leave at the first head whose confidence
+reaches its threshold: exited samples leave the batch and are not computed
+further. :class:`mmdyt.evaluation.EarlyExitMetric` reports accuracy, mean
+GFLOPs and the exit histogram.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.evaluator import BaseMetric
 from mmpretrain.models.classifiers import BaseClassifier
-from mmpretrain.registry import METRICS, MODELS
+from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..backbones import DyTVisionTransformer, load_vit_checkpoint
-from ..backbones.dyt_vit import LN_FLOPS_PER_ELEMENT
 from ..heads.early_exit import ExitHead, balanced_head_specs, reaches_threshold
-from ..peft_state import install_peft_state
 from ..petl import set_dropout
-from ..task_utils import attach_efficiency, build_rate_loss, rate_losses
-
-
-def embed_flops(backbone, num_tokens):
-    """Multiply-adds of the patch embedding for one sample."""
-    proj = backbone.patch_embed.proj
-    num_patches = num_tokens - backbone.num_fixed_tokens
-    return num_patches * proj.out_channels * proj.in_channels * backbone.patch_size**2
+from ..record import ForwardRecord
+from ..task_utils import DyTTaskMixin, attach_efficiency
 
 
 @MODELS.register_module()
-class EarlyExitClassifier(BaseClassifier):
+class EarlyExitClassifier(DyTTaskMixin, BaseClassifier):
     """Early-exit classifier (Dyn-Adapter) on a :class:`DyTVisionTransformer`.
 
     Args:
@@ -74,9 +65,9 @@ class EarlyExitClassifier(BaseClassifier):
         data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
         super().__init__(init_cfg=init_cfg, data_preprocessor=data_preprocessor)
         self.backbone = MODELS.build(backbone)
-        if not isinstance(self.backbone, DyTVisionTransformer):
-            raise ValueError('EarlyExitClassifier needs a DyTVisionTransformer backbone, '
-                             f'got {type(self.backbone).__name__}')
+        if self.dyt_backbone is not self.backbone:
+            raise TypeError('EarlyExitClassifier needs a DyTVisionTransformer backbone, '
+                            f'got {type(self.backbone).__name__}')
         if self.backbone.num_prompts:
             raise ValueError('EarlyExitClassifier does not support VPT prompts (num_prompts > 0)')
         num_layers = self.backbone.num_layers
@@ -101,15 +92,12 @@ class EarlyExitClassifier(BaseClassifier):
             ExitHead(self.backbone.embed_dims, num_classes, **spec) for spec in heads
         ])
         self.loss_module = MODELS.build(loss)
-        self.rate_loss = build_rate_loss(rate_loss)
         self.set_loss_weights([1.0] * num_exits if loss_weights is None else loss_weights)
         self.thresholds = self._check_per_exit(
             'thresholds', [1.0] * num_exits if thresholds is None else thresholds)
         if stage_dropout is not None:
             self.set_stage_dropout(**stage_dropout)
-        backbone_module = self.backbone
-        install_peft_state(self, lambda: backbone_module.pretrained,
-                           lambda path: load_vit_checkpoint(backbone_module, path))
+        self.init_dyt(rate_loss)
 
     @property
     def num_exits(self):
@@ -150,13 +138,11 @@ class EarlyExitClassifier(BaseClassifier):
 
     def extract_feat(self, inputs):
         """Normalised class token of the last block: (B, C)."""
-        x, _ = self.backbone.embed(inputs)
-        for block in self.backbone.blocks:
-            x = block(x, skip_inactive=self.backbone.skip_inactive and not self.training)
-        return self.backbone.norm(x)[:, 0]
+        return self.backbone.run_blocks(self.backbone.embed(inputs))[:, 0]
 
     def run_exits(self, inputs, thresholds=None):
-        """Run the backbone block by block and every exit head it reaches.
+        """Run the backbone stage by stage (its stepping API) and every exit
+        head it reaches.
 
         With ``thresholds`` the samples whose confidence reaches an exit's
         threshold leave the batch there (the last exit takes the rest);
@@ -170,53 +156,39 @@ class EarlyExitClassifier(BaseClassifier):
             tuple: ``exits``, a list with one ``(index, logits, flops)`` per
             exit reached: the (b,) batch indices of the samples that ran the
             head, their (b, K) logits and (b,) float64 multiply-adds up to and
-            including this head; ``rates``, (B, num_dispatchers) activation
-            rates (0 for blocks a sample did not run), or None without DyT.
+            including this head; ``record``, the
+            :class:`~mmdyt.models.record.ForwardRecord` of the backbone
+            (rows of the samples that ran each block).
         """
         backbone = self.backbone
-        x, _ = backbone.embed(inputs)
-        batch_size, num_tokens = x.shape[:2]
-        skip = backbone.skip_inactive and not self.training
-        alive = torch.arange(batch_size, device=x.device)
-        flops = torch.full((batch_size,), float(embed_flops(backbone, num_tokens)),
-                           dtype=torch.float64, device=x.device)
-        num_dispatchers = len(backbone.dispatchers())
-        rates = x.new_zeros(batch_size, num_dispatchers) if num_dispatchers else None
-        dispatcher = 0
+        record = ForwardRecord()
+        x = backbone.embed(inputs, record)
+        alive = torch.arange(x.shape[0], device=x.device)
+        heads_flops = 0
         exits = []
-        for i, block in enumerate(backbone.blocks):
-            x = block(x, skip_inactive=skip)
-            flops[alive] += block.flops(num_tokens)
-            for mask in block.masks:
-                patches = mask[:, backbone.num_fixed_tokens:].detach()
-                rates[alive, dispatcher] = patches.float().mean(1)
-                dispatcher += 1
-            if i == backbone.num_layers - 1 and backbone.final_norm:
-                x = backbone.norm(x)
-                flops[alive] += LN_FLOPS_PER_ELEMENT * backbone.embed_dims * num_tokens
-            if i + 1 not in self.exit_layers:
-                continue
-            j = self.exit_layers.index(i + 1)
-            logits = self.heads[j](x[:, 0])
-            flops[alive] += self.heads[j].flops()
-            exits.append((alive, logits, flops[alive].clone()))
+        for j, (head, layer) in enumerate(zip(self.heads, self.exit_layers)):
+            x = backbone.run_blocks(x, record, self.exit_layers[j - 1] if j else 0, layer,
+                                    rows=alive)
+            logits = head(x[:, 0])
+            heads_flops += head.flops()
+            flops = backbone.flops(record, stop=layer)[alive.cpu()] + heads_flops
+            exits.append((alive, logits, flops))
             if thresholds is not None and j < self.num_exits - 1:
-                confidence = logits.softmax(-1).max(-1).values
-                stay = ~reaches_threshold(confidence, thresholds[j])
+                stay = ~reaches_threshold(logits.softmax(-1).max(-1).values, thresholds[j])
                 x, alive = x[stay], alive[stay]
                 if not alive.numel():
                     break
-        return exits, (rates.detach().cpu() if rates is not None else None)
+        return exits, record
 
     def loss(self, inputs, data_samples):
         """``{'loss_exit{j}': lambda_j * CE_j}`` (+ ``loss_rate`` with DyT)."""
-        exits, _ = self.run_exits(inputs)
+        exits, record = self.run_exits(inputs)
         target = torch.cat([sample.gt_label for sample in data_samples]).to(inputs.device)
         losses = {
             f'loss_exit{j}': weight * self.loss_module(logits, target)
             for j, ((_, logits, _), weight) in enumerate(zip(exits, self.loss_weights))
         }
-        losses.update(rate_losses(self.backbone, self.rate_loss))
+        losses.update(self.dyt_losses(record))
         return losses
 
     def predict(self, inputs, data_samples=None):
@@ -226,7 +198,7 @@ class EarlyExitClassifier(BaseClassifier):
         left at (``exit_index``) and its multiply-adds (``dyt_flops``: blocks
         and heads it ran, patch embedding and final norm included).
         """
-        exits, rates = self.run_exits(inputs, self.thresholds)
+        exits, record = self.run_exits(inputs, self.thresholds)
         batch_size = inputs.shape[0]
         scores = inputs.new_zeros(batch_size, exits[0][1].shape[1])
         exit_index = torch.full((batch_size,), -1, dtype=torch.long)
@@ -240,39 +212,4 @@ class EarlyExitClassifier(BaseClassifier):
         for sample, score, index in zip(data_samples, scores, exit_index):
             sample.set_pred_score(score).set_pred_label(score.argmax(keepdim=True))
             sample.set_metainfo(dict(exit_index=int(index), num_exits=self.num_exits))
-        return attach_efficiency(data_samples, flops, rates)
-
-
-@METRICS.register_module()
-class EarlyExitMetric(BaseMetric):
-    """Top-1 accuracy, mean GFLOPs and the exit histogram of dynamic inference.
-
-    Reads ``pred_label``, ``gt_label`` and the ``exit_index``, ``num_exits``
-    and ``dyt_flops`` metainfo of :class:`EarlyExitClassifier` predictions.
-    Reports ``accuracy`` (%), ``gflops``, and per exit j ``exit{j}_ratio``
-    (fraction of samples leaving there) and ``exit{j}_accuracy`` (%, of those
-    samples; absent when none left there).
-    """
-    default_prefix = 'early_exit'
-
-    def process(self, data_batch, data_samples):
-        for sample in data_samples:
-            if 'exit_index' not in sample:
-                raise KeyError('EarlyExitMetric needs predictions from EarlyExitClassifier '
-                               '(no exit_index in the data sample)')
-            self.results.append((int(sample['pred_label'][0]), int(sample['gt_label'][0]),
-                                 sample['exit_index'], sample['num_exits'],
-                                 sample['dyt_flops']))
-
-    def compute_metrics(self, results):
-        pred, gt, exits, num_exits, flops = (torch.tensor(c, dtype=torch.float64)
-                                             for c in zip(*results))
-        correct = (pred == gt).double()
-        metrics = dict(accuracy=100 * correct.mean().item(),
-                       gflops=flops.mean().item() / 1e9)
-        for j in range(int(num_exits.max())):
-            here = exits == j
-            metrics[f'exit{j}_ratio'] = here.double().mean().item()
-            if here.any():
-                metrics[f'exit{j}_accuracy'] = 100 * correct[here].mean().item()
-        return metrics
+        return attach_efficiency(data_samples, flops, record.per_sample_rates())

@@ -1,4 +1,4 @@
-"""Toolbox-neutral heads and head layers."""
-from .cross_attention import CrossAttentionQuery
+"""Toolbox-neutral heads: the early-exit heads of Dyn-Adapter."""
+from .early_exit import ExitHead, balanced_head_specs
 
-__all__ = ['CrossAttentionQuery']
+__all__ = ['ExitHead', 'balanced_head_specs']

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..backbones.dyt_vit import LN_FLOPS_PER_ELEMENT
+from ..flops import layer_norm_flops, linear_flops
 
 HEAD_TYPES = ('linear', 'mlp')
 
@@ -57,13 +57,12 @@ class ExitHead(nn.Module):
             x = F.gelu(self.hidden(x))
         return self.fc(self.dropout(x))
 
-    def flops(self):
-        """Multiply-adds per sample (fvcore convention)."""
-        total = self.fc.in_features * self.fc.out_features
+    def flops(self, num_tokens=1):
+        """Multiply-adds per sample on ``num_tokens`` feature vectors (one:
+        the class token)."""
+        total = layer_norm_flops(self.norm, num_tokens) + linear_flops(self.fc, num_tokens)
         if self.hidden is not None:
-            total += self.hidden.in_features * self.hidden.out_features
-        if isinstance(self.norm, nn.LayerNorm):
-            total += LN_FLOPS_PER_ELEMENT * self.norm.normalized_shape[0]
+            total += linear_flops(self.hidden, num_tokens)
         return total
 
 

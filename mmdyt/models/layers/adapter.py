@@ -95,15 +95,11 @@ class MoEAdapter(nn.Module):
         return torch.baddbmm(up_b[:, None], hidden, up_w) * self.scale
 
     def flops(self, num_tokens):
-        """Per-sample multiply-adds of the tokens' matmuls: one adapter's."""
-        embed_dims, bottleneck_dims = self.down_weight.shape[1:]
-        return 2 * num_tokens * embed_dims * bottleneck_dims
-
-    def routing_flops(self):
-        """Per-sample multiply-adds of routing and merging, paid once per
-        sample, not per token."""
+        """Per-sample multiply-adds: the tokens' matmuls (one adapter's) plus
+        routing and merging, which a sample pays once, not per token."""
         num_experts, embed_dims, bottleneck_dims = self.down_weight.shape
-        return embed_dims * num_experts + 2 * num_experts * embed_dims * bottleneck_dims
+        tokens = 2 * num_tokens * embed_dims * bottleneck_dims
+        return tokens + embed_dims * num_experts + 2 * num_experts * embed_dims * bottleneck_dims
 
 
 def build_adapter(embed_dims, bottleneck_dims, num_experts=1, scale=1.0,

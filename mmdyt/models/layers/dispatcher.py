@@ -1,4 +1,6 @@
 """Token dispatcher of Dynamic Tuning (paper Sec. 3.2, Eq. 3-5, App. A.1)."""
+import contextlib
+
 import torch
 import torch.nn as nn
 
@@ -39,6 +41,11 @@ class TokenDispatcher(nn.Module):
         tau (float): Gumbel-sigmoid temperature; a hook may change
             ``dispatcher.tau`` during training.
 
+    Attributes:
+        force_all_active (bool): every token active (a mask of ones), e.g.
+            for the dense teacher of self-distillation
+            (:func:`all_tokens_active`).
+
     Shapes:
         x: (B, N, C) -> mask (B, N), 1.0 = active. In training the mask is a
         float tensor carrying the gradient of S; in evaluation a bool tensor.
@@ -49,6 +56,7 @@ class TokenDispatcher(nn.Module):
         self.gate = nn.Linear(embed_dims, 1)
         self.num_fixed_tokens = num_fixed_tokens
         self.tau = tau
+        self.force_all_active = False
 
     @property
     def tau(self):
@@ -61,6 +69,9 @@ class TokenDispatcher(nn.Module):
         self._tau = float(value)
 
     def forward(self, x):
+        if self.force_all_active:
+            ones = x.new_ones(x.shape[:2])
+            return ones if self.training else ones.bool()
         fixed = self.num_fixed_tokens
         logits = self.gate(x[:, fixed:]).squeeze(-1)
         if self.training:
@@ -68,3 +79,21 @@ class TokenDispatcher(nn.Module):
             return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
         mask = logits >= 0  # sigmoid(logits) >= 0.5
         return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
+
+    def flops(self, num_tokens):
+        """Multiply-adds of the gate on the dispatched tokens of a sample."""
+        return (num_tokens - self.num_fixed_tokens) * self.gate.in_features
+
+
+@contextlib.contextmanager
+def all_tokens_active(dispatchers):
+    """Within the block, each of ``dispatchers`` activates every token."""
+    dispatchers = list(dispatchers)
+    previous = [d.force_all_active for d in dispatchers]
+    for dispatcher in dispatchers:
+        dispatcher.force_all_active = True
+    try:
+        yield
+    finally:
+        for dispatcher, value in zip(dispatchers, previous):
+            dispatcher.force_all_active = value

@@ -1,14 +1,17 @@
-"""Parameter-efficient tuning modules patched into the shared backbone:
-RepAdapter (re-parameterisable), a Houlsby sequential adapter; LoRA is the
-backbone's ``lora_rank``. New trainable parameters are named ``petl_*`` so
-that a frozen :class:`DyTVisionTransformer` keeps them trainable."""
-from .apply import (PETL_TYPES, apply_petl, apply_rep_adapter,
-                    apply_sequential_adapter, merge_petl, petl_flops, set_dropout)
+"""Parameter-efficient tuning modules patched into the shared backbone, all
+in one wrapping style (:class:`PETLLinear`): LoRA, RepAdapter
+(re-parameterisable) and a Houlsby sequential adapter. New trainable
+parameters are named ``lora_*`` / ``petl_*`` so that a frozen
+:class:`DyTVisionTransformer` keeps them trainable."""
+from .apply import (PETL_TYPES, TARGET_LAYERS, apply_petl, merge_petl, set_dropout,
+                    unmerge_petl, wrap_linears)
+from .base import PETLLinear
+from .lora import LoRALinear
 from .rep_adapter import GroupLinear, RepAdapterLinear
 from .sequential_adapter import SequentialAdapterLinear
 
 __all__ = [
-    'PETL_TYPES', 'apply_petl', 'apply_rep_adapter', 'apply_sequential_adapter',
-    'merge_petl', 'petl_flops', 'set_dropout', 'GroupLinear', 'RepAdapterLinear',
-    'SequentialAdapterLinear'
+    'PETL_TYPES', 'TARGET_LAYERS', 'apply_petl', 'merge_petl', 'unmerge_petl',
+    'set_dropout', 'wrap_linears', 'PETLLinear', 'LoRALinear', 'GroupLinear',
+    'RepAdapterLinear', 'SequentialAdapterLinear'
 ]

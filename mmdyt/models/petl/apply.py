@@ -1,77 +1,90 @@
 """Patch functions that put PETL modules into a :class:`DyTVisionTransformer`
 in place (ToMe / HF-PEFT style), and the helpers that act on them afterwards.
 
-``apply_petl(backbone, dict(type='rep_adapter', dim=8))`` is what the
-backbone's ``petl`` argument calls; LoRA on ``qkv`` is the backbone's own
-``lora_rank`` argument.
+``apply_petl(backbone, dict(type='lora', rank=8, targets=['qkv']))`` is what
+the backbone's ``petl`` argument calls. Every type wraps the targeted
+``nn.Linear`` layers of every block the same way (:class:`PETLLinear`).
 """
 import torch.nn as nn
 
-from ..layers import LoRALinear
+from .base import PETLLinear
+from .lora import LoRALinear
 from .rep_adapter import RepAdapterLinear
 from .sequential_adapter import SequentialAdapterLinear
 
-PETL_MODULES = (RepAdapterLinear, SequentialAdapterLinear)
+#: Target name -> (sub-layer, attribute) of a ViT block.
+TARGET_LAYERS = {
+    'qkv': ('attn', 'qkv'),
+    'proj': ('attn', 'proj'),
+    'fc1': ('mlp', 'fc1'),
+    'fc2': ('mlp', 'fc2'),
+}
 
-
-def apply_rep_adapter(backbone, dim=8, groups=2, scale=1.0, dropout=0.0):
-    """RepAdapter before ``attn.qkv`` and ``mlp.fc1`` of every block."""
-    for block in backbone.blocks:
-        block.attn.qkv = RepAdapterLinear(block.attn.qkv, dim, groups, scale, dropout)
-        block.mlp.fc1 = RepAdapterLinear(block.mlp.fc1, dim, groups, scale, dropout)
-    return backbone
-
-
-def apply_sequential_adapter(backbone, dim=8, scale=1.0, dropout=0.1):
-    """Houlsby adapter after ``attn.proj`` and ``mlp.fc2`` of every block."""
-    for block in backbone.blocks:
-        block.attn.proj = SequentialAdapterLinear(block.attn.proj, dim, scale, dropout)
-        block.mlp.fc2 = SequentialAdapterLinear(block.mlp.fc2, dim, scale, dropout)
-    return backbone
-
-
+#: PETL type -> (wrapper class, default targets, its keyword arguments).
 PETL_TYPES = {
-    'rep_adapter': apply_rep_adapter,
-    'houlsby': apply_sequential_adapter,
+    'lora': (LoRALinear, ('qkv', ), ('rank', 'alpha', 'dropout')),
+    'rep_adapter': (RepAdapterLinear, ('qkv', 'fc1'), ('dim', 'groups', 'scale', 'dropout')),
+    'houlsby': (SequentialAdapterLinear, ('proj', 'fc2'), ('dim', 'scale', 'dropout')),
 }
 
 
+def wrap_linears(backbone, wrapper, targets, **kwargs):
+    """Wrap ``targets`` (names of :data:`TARGET_LAYERS`) of every block with
+    ``wrapper(layer, **kwargs)``."""
+    unknown = set(targets) - set(TARGET_LAYERS)
+    if unknown or not targets:
+        raise ValueError(f'petl targets must be a non-empty subset of {sorted(TARGET_LAYERS)}, '
+                         f'got {list(targets)}')
+    for block in backbone.blocks:
+        for target in targets:
+            part, name = TARGET_LAYERS[target]
+            parent = getattr(block, part)
+            setattr(parent, name, wrapper(getattr(parent, name), **kwargs))
+    return backbone
+
+
 def apply_petl(backbone, cfg):
-    """Apply one PETL config (``dict(type=..., **kwargs)``) or a list of them.
+    """Apply one PETL config (``dict(type=..., targets=..., **kwargs)``) or a
+    list of them.
 
     Raises:
-        ValueError: unknown ``type``, naming the known ones.
+        ValueError: unknown ``type``, target or argument, naming the known ones.
     """
     for item in (cfg if isinstance(cfg, (list, tuple)) else [cfg]):
         item = dict(item)
         kind = item.pop('type', None)
         if kind not in PETL_TYPES:
             raise ValueError(f'petl type must be one of {sorted(PETL_TYPES)}, got {kind!r}')
-        PETL_TYPES[kind](backbone, **item)
+        wrapper, default_targets, arguments = PETL_TYPES[kind]
+        targets = item.pop('targets', default_targets)
+        unknown = set(item) - set(arguments)
+        if unknown:
+            raise ValueError(f'petl type {kind!r} takes {sorted(arguments)} and targets, '
+                             f'got {sorted(unknown)}')
+        wrap_linears(backbone, wrapper, targets, **item)
     return backbone
+
+
+def mergeable_modules(model):
+    return [m for m in model.modules() if isinstance(m, PETLLinear) and m.mergeable]
 
 
 def merge_petl(model):
     """Re-parameterise every mergeable PETL module of ``model`` (LoRA and
     RepAdapter) into its linear layer, for inference. Returns the number
     merged."""
-    mergeable = [m for m in model.modules() if isinstance(m, (LoRALinear, RepAdapterLinear))]
-    for module in mergeable:
+    modules = mergeable_modules(model)
+    for module in modules:
         module.merge()
-    return len(mergeable)
+    return len(modules)
 
 
-def petl_flops(block, num_tokens):
-    """Multiply-adds of this package's modules in one block in its last
-    forward, which ``DyTBlock.flops`` adds to its own count: (B,) tensor or
-    int. Modules inside ``attn`` / ``mlp`` run on
-    the tokens that part computed (all tokens without DyT dispatch)."""
-    attn_tokens, mlp_tokens = block.active_counts(num_tokens)
-    total = 0
-    for name, module in block.named_modules():
-        if isinstance(module, PETL_MODULES):
-            total = total + module.flops(attn_tokens if name.startswith('attn.') else mlp_tokens)
-    return total
+def unmerge_petl(model):
+    """Undo :func:`merge_petl`. Returns the number unmerged."""
+    modules = mergeable_modules(model)
+    for module in modules:
+        module.unmerge()
+    return len(modules)
 
 
 def set_dropout(module, p):

@@ -4,6 +4,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .base import PETLLinear
+
 
 class GroupLinear(nn.Module):
     """Group-wise linear map (a grouped 1x1 convolution on tokens).
@@ -46,16 +48,16 @@ class GroupLinear(nn.Module):
         return num_tokens * self.in_features * self.out_features // self.groups
 
 
-class RepAdapterLinear(nn.Linear):
-    """``W0 (x + s * up(dropout(down(x)))) + b0``: an ``nn.Linear`` (the
-    pretrained ``qkv`` or ``fc1``, same parameter names, so checkpoints load
-    unchanged) with a RepAdapter on its input.
+class RepAdapterLinear(PETLLinear):
+    """``W0 (x + s * up(dropout(down(x)))) + b0``: the pretrained ``qkv`` or
+    ``fc1`` with a RepAdapter on its input.
 
     ``down`` is ``Linear(C, d)``, ``up`` a :class:`GroupLinear` ``d -> C``
     initialised to zero, so training starts from the pretrained layer.
     :meth:`merge` folds the adapter into ``weight`` and ``bias`` (Eq. 2-3):
     ``W_ada = s W_u W_d``, ``b_ada = s (W_u b_d + b_u)``,
-    ``W_rep = W0 (I + W_ada)``, ``b_rep = W0 b_ada + b0``.
+    ``W_rep = W0 (I + W_ada)``, ``b_rep = W0 b_ada + b0``; :meth:`unmerge`
+    solves for ``W0`` and ``b0`` again.
 
     Args:
         base (nn.Linear): the pretrained layer whose parameters are reused.
@@ -67,19 +69,14 @@ class RepAdapterLinear(nn.Linear):
     Shapes:
         x: (..., in_features) -> (..., out_features)
     """
+    mergeable = True
 
     def __init__(self, base, dim=8, groups=2, scale=1.0, dropout=0.0):
-        if type(base) is not nn.Linear:
-            raise ValueError(f'RepAdapter wraps a plain nn.Linear, got {type(base).__name__} '
-                             '(LoRA and RepAdapter on the same layer are not supported)')
-        super().__init__(base.in_features, base.out_features, base.bias is not None)
-        self.weight = base.weight
-        self.bias = base.bias
+        super().__init__(base)
         self.petl_down = nn.Linear(base.in_features, dim)
         self.petl_up = GroupLinear(dim, base.in_features, groups)
         self.petl_dropout = nn.Dropout(dropout)
         self.scale = scale
-        self.merged = False
         nn.init.xavier_uniform_(self.petl_down.weight)
         nn.init.zeros_(self.petl_down.bias)
 
@@ -87,32 +84,36 @@ class RepAdapterLinear(nn.Linear):
         """``x + s * up(dropout(down(x)))``, shape kept."""
         return x + self.petl_up(self.petl_dropout(self.petl_down(x))) * self.scale
 
-    def forward(self, x):
-        if self.merged:
-            return F.linear(x, self.weight, self.bias)
+    def forward_unmerged(self, x):
         return F.linear(self.adapt(x), self.weight, self.bias)
 
-    @torch.no_grad()
-    def merge(self):
-        """Fold the adapter into ``weight`` / ``bias`` (irreversible); the
-        forward then costs one linear layer."""
-        if self.merged:
-            return
+    def _adapter_affine(self):
+        """``(W_ada, b_ada)`` of the adapter as an affine map."""
         up = self.petl_up.dense_weight()
-        w_ada = up @ self.petl_down.weight * self.scale
-        b_ada = (up @ self.petl_down.bias + self.petl_up.bias) * self.scale
+        return (up @ self.petl_down.weight * self.scale,
+                (up @ self.petl_down.bias + self.petl_up.bias) * self.scale)
+
+    def _merge(self):
+        w_ada, b_ada = self._adapter_affine()
         w0 = self.weight.clone()
         self.weight.add_(w0 @ w_ada)
         if self.bias is None:
             self.bias = nn.Parameter(w0 @ b_ada, requires_grad=False)
+            self._added_bias = True
         else:
             self.bias.add_(w0 @ b_ada)
-        self.merged = True
 
-    def flops(self, num_tokens):
-        """Multiply-adds of the adapter alone (zero once merged)."""
-        if self.merged:
-            return 0
+    def _unmerge(self):
+        w_ada, b_ada = self._adapter_affine()
+        eye = torch.eye(w_ada.shape[0], dtype=w_ada.dtype, device=w_ada.device)
+        w0 = torch.linalg.solve(eye + w_ada, self.weight, left=False)
+        self.weight.copy_(w0)
+        if getattr(self, '_added_bias', False):
+            self.bias = None
+            del self._added_bias
+        else:
+            self.bias.sub_(w0 @ b_ada)
+
+    def extra_flops(self, num_tokens):
         return num_tokens * self.in_features * self.petl_down.out_features + \
             self.petl_up.flops(num_tokens)
-

@@ -1,15 +1,16 @@
 """Houlsby-style sequential adapter after a projection (Houlsby et al., 2019)."""
-import torch.nn as nn
 import torch.nn.functional as F
 
 from ..layers import Adapter
+from .base import PETLLinear
 
 
-class SequentialAdapterLinear(nn.Linear):
-    """``y = W0 x + b0; y + adapter(y)``: an ``nn.Linear`` (the pretrained
-    ``attn.proj`` or ``mlp.fc2``, same parameter names, so checkpoints load
-    unchanged) followed by a bottleneck :class:`~mmdyt.models.layers.Adapter`
-    with its own skip connection, before the block's residual sum.
+class SequentialAdapterLinear(PETLLinear):
+    """``y = W0 x + b0; y + adapter(y)``: the pretrained ``attn.proj`` or
+    ``mlp.fc2`` followed by a bottleneck
+    :class:`~mmdyt.models.layers.Adapter` with its own skip connection,
+    before the block's residual sum. Not mergeable (the adapter is
+    non-linear).
 
     Args:
         base (nn.Linear): the pretrained layer whose parameters are reused.
@@ -22,18 +23,12 @@ class SequentialAdapterLinear(nn.Linear):
     """
 
     def __init__(self, base, dim=8, scale=1.0, dropout=0.1):
-        if type(base) is not nn.Linear:
-            raise ValueError(f'the sequential adapter wraps a plain nn.Linear, '
-                             f'got {type(base).__name__}')
-        super().__init__(base.in_features, base.out_features, base.bias is not None)
-        self.weight = base.weight
-        self.bias = base.bias
+        super().__init__(base)
         self.petl_adapter = Adapter(base.out_features, dim, scale, dropout)
 
-    def forward(self, x):
+    def forward_unmerged(self, x):
         y = F.linear(x, self.weight, self.bias)
         return y + self.petl_adapter(y)
 
-    def flops(self, num_tokens):
-        """Multiply-adds of the adapter alone."""
+    def extra_flops(self, num_tokens):
         return self.petl_adapter.flops(num_tokens)

@@ -4,7 +4,7 @@ import torch.nn as nn
 from mmaction.models.heads import BaseHead
 from mmaction.registry import MODELS
 
-from ..heads import CrossAttentionQuery
+from ..layers import CrossAttentionQuery
 
 
 @MODELS.register_module()
@@ -34,7 +34,6 @@ class CrossAttentionHead(BaseHead):
         self.cross_attn = CrossAttentionQuery(in_channels, num_heads)
         self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.fc_cls = nn.Linear(in_channels, num_classes)
-        self._last_num_tokens = None
 
     def init_weights(self):
         nn.init.trunc_normal_(self.fc_cls.weight, std=self.init_std)
@@ -48,13 +47,9 @@ class CrossAttentionHead(BaseHead):
             raise ValueError('CrossAttentionHead expects per-frame tokens (N, T, L, C), '
                              f'got shape {tuple(x.shape)}')
         tokens = x.flatten(1, 2)
-        self._last_num_tokens = tokens.shape[1]
         return self.fc_cls(self.dropout(self.cross_attn(tokens)))
 
-    def flops(self):
-        """Multiply-adds per clip of the last forward (cross-attention over
-        its T x L tokens plus the classifier)."""
-        if self._last_num_tokens is None:
-            raise RuntimeError('flops() needs a forward pass first')
-        return (self.cross_attn.flops(self._last_num_tokens) +
-                self.in_channels * self.num_classes)
+    def flops(self, num_tokens):
+        """Multiply-adds per clip for ``num_tokens`` (T x L) tokens: the
+        cross-attention over them plus the classifier."""
+        return self.cross_attn.flops(num_tokens) + self.in_channels * self.num_classes

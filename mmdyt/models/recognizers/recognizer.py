@@ -3,12 +3,12 @@ each video actually cost."""
 from mmaction.models.recognizers import Recognizer3D
 from mmaction.registry import MODELS
 
-from ..task_utils import attach_efficiency, build_rate_loss, find_dyt_backbone, rate_losses
-from .frame_vit import FrameDyTVisionTransformer
+from ..backbones import FrameDyTVisionTransformer
+from ..task_utils import DyTTaskMixin, attach_efficiency
 
 
 @MODELS.register_module()
-class DyTRecognizer3D(Recognizer3D):
+class DyTRecognizer3D(DyTTaskMixin, Recognizer3D):
     """:class:`Recognizer3D` for a per-frame DyT backbone.
 
     Training adds ``loss_rate`` (activation-rate loss over every frame's
@@ -16,7 +16,8 @@ class DyTRecognizer3D(Recognizer3D):
     ``dyt_flops``: multiply-adds per test view (sum over the view's frames
     plus the head, averaged over the video's views) and ``dyt_rates``: the
     video's activation rate per dispatcher (mean over views and frames), read
-    by :class:`mmdyt.evaluation.EfficiencyMetric`.
+    by :class:`mmdyt.evaluation.EfficiencyMetric`. Checkpoints keep only the
+    trainable weights plus the backbone's ``pretrained`` name.
 
     Args:
         rate_loss (dict | None): e.g. ``dict(type='ActivationRateLoss',
@@ -28,26 +29,28 @@ class DyTRecognizer3D(Recognizer3D):
     def __init__(self, rate_loss=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(self.backbone, FrameDyTVisionTransformer):
-            raise ValueError('DyTRecognizer3D needs a FrameDyTVisionTransformer backbone, '
-                             f'got {type(self.backbone).__name__}')
+            raise TypeError('DyTRecognizer3D needs a FrameDyTVisionTransformer backbone, '
+                            f'got {type(self.backbone).__name__}')
         if (self.test_cfg or {}).get('max_testing_views'):
             raise ValueError('test_cfg.max_testing_views is not supported by DyTRecognizer3D: '
                              'the FLOPs of a video need all its views in one forward')
-        self.rate_loss = build_rate_loss(rate_loss)
+        self.init_dyt(rate_loss)
 
     def loss(self, inputs, data_samples, **kwargs):
-        losses = super().loss(inputs, data_samples, **kwargs)
-        losses.update(rate_losses(find_dyt_backbone(self), self.rate_loss))
+        losses, records = self.recorded(super().loss, inputs, data_samples, **kwargs)
+        losses.update(self.dyt_losses(records[0]))
         return losses
 
     def predict(self, inputs, data_samples, **kwargs):
         """Inputs (N, views, C, T, H, W) -> data samples with ``pred_score``,
         ``dyt_flops`` and ``dyt_rates``."""
-        predictions = super().predict(inputs, data_samples, **kwargs)
+        predictions, records = self.recorded(super().predict, inputs, data_samples, **kwargs)
+        record = records[0]
         num_videos, num_views = inputs.shape[:2]
-        flops = self.backbone.flops() + self.cls_head.flops()
+        tokens_per_clip = record.clip_shape[1] * (1 + record.num_patches)
+        flops = self.backbone.flops(record) + self.cls_head.flops(tokens_per_clip)
         flops = flops.view(num_videos, num_views).mean(1)
-        rates = self.backbone.clip_rates()
+        rates = self.backbone.clip_rates(record)
         if rates is not None:
             rates = rates.view(num_videos, num_views, -1).mean(1)
         return attach_efficiency(predictions, flops, rates)

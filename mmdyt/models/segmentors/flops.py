@@ -1,7 +1,7 @@
 """FLOPs of a DyT segmentor, part by part (fvcore convention: one
 multiply-add is one FLOP).
 
-The backbone is counted exactly by ``DyTVisionTransformer.flops()`` (only the
+The backbone is counted exactly by ``DyTVisionTransformer.flops(record)`` (only the
 tokens the skipping path computes; attention matmuls included). mmengine's
 ``FlopAnalyzer`` would count ``scaled_dot_product_attention`` as zero, so it
 is used only for the neck and heads, which see the backbone's feature maps.
@@ -59,8 +59,8 @@ def segmentor_flops(model, img_shape=(512, 512), inputs=None):
         if inputs is None:
             param = next(model.parameters())
             inputs = param.new_zeros(1, 3, *img_shape)
-        feats = model.backbone(inputs)
-        backbone = float(model.dyt_backbone.flops()[0])
+        feats, records = model.recorded(model.backbone, inputs)
+        backbone = float(model.dyt_backbone.flops(records[0])[0])
         neck = model.neck if model.with_neck else None
         decode_total, by_module = _analyze(_HeadPath(neck, model.decode_head, img_shape), feats)
         result = dict(backbone=backbone, neck=by_module.get('neck', 0.0))

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..backbones.dyt_vit import LN_FLOPS_PER_ELEMENT
+from ..flops import layer_norm_flops, linear_flops
 
 
 class CrossAttentionQuery(nn.Module):
@@ -60,8 +60,7 @@ class CrossAttentionQuery(nn.Module):
         """Multiply-adds per sample for ``num_tokens`` (M) keys: LayerNorms
         (fvcore convention), q / k / v / output projections and the two
         attention matmuls of the single query."""
-        dims = self.embed_dims
-        norms = LN_FLOPS_PER_ELEMENT * dims * (1 + num_tokens)
-        projections = 2 * dims**2 + 2 * num_tokens * dims**2
-        attention = 2 * num_tokens * dims
-        return norms + projections + attention
+        norms = layer_norm_flops(self.norm_q, 1) + layer_norm_flops(self.norm_kv, num_tokens)
+        projections = (linear_flops(self.q, 1) + linear_flops(self.proj, 1) +
+                       linear_flops(self.kv, num_tokens))
+        return norms + projections + 2 * num_tokens * self.embed_dims

@@ -1,0 +1,42 @@
+"""The one home of FLOPs counting (fvcore convention: one multiply-add is one
+FLOP; biases, activations and softmax are free, an affine LayerNorm costs
+five per element).
+
+Every module of mmdyt that costs FLOPs answers ``flops(num_tokens)`` (per
+sample; ``num_tokens`` an int or a (B,) tensor of tokens it ran on), built
+from the helpers here; a backbone sums its modules' answers over the
+:class:`~mmdyt.models.record.ForwardRecord` of a forward.
+"""
+import torch.nn as nn
+
+LN_FLOPS_PER_ELEMENT = 5  # fvcore's count for an affine LayerNorm
+
+
+def layer_norm_flops(norm, num_tokens):
+    """An affine LayerNorm (0 for anything else, e.g. ``nn.Identity``) on
+    ``num_tokens`` tokens."""
+    if not isinstance(norm, nn.LayerNorm):
+        return 0
+    return LN_FLOPS_PER_ELEMENT * norm.normalized_shape[0] * num_tokens
+
+
+def linear_flops(layer, num_tokens):
+    """A linear layer on ``num_tokens`` tokens: ``layer.flops`` where the
+    layer has its own count (PETL layers add theirs to the base), else
+    ``tokens x C_in x C_out``."""
+    if hasattr(layer, 'flops'):
+        return layer.flops(num_tokens)
+    return num_tokens * layer.in_features * layer.out_features
+
+
+def linear_layers_flops(module):
+    """Every ``nn.Linear`` of ``module`` for one input vector (the
+    per-sample cost of a classification head on a pooled feature)."""
+    return sum(m.in_features * m.out_features for m in module.modules()
+               if isinstance(m, nn.Linear))
+
+
+def conv_patch_flops(conv, num_patches):
+    """A patch-embedding convolution (kernel = stride) producing
+    ``num_patches`` output positions."""
+    return num_patches * conv.weight[0].numel() * conv.out_channels
