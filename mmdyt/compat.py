@@ -1,18 +1,28 @@
 """Work-arounds for upstream problems of the OpenMMLab 2.x stack.
 
 :func:`apply_compat_fixes` runs every fix once (``import mmdyt`` calls it).
-Each fix is a no-op where its upstream problem is absent. A fix can be
-skipped by name, through the ``skip`` argument or the comma-separated
+Each fix of :data:`FIXES` declares the upstream versions it targets, read
+from the installed distributions' metadata without importing them; outside
+them it is skipped, and inside them it is still a no-op where its upstream
+problem is absent. Applied fixes are logged once at INFO level on the
+``mmdyt`` logger and listed by :func:`applied_fixes`; skipped ones are logged
+at DEBUG level and listed by :func:`skipped_fixes`. A fix can be skipped by
+name, through the ``skip`` argument or the comma-separated
 ``MMDYT_COMPAT_SKIP`` environment variable (used by the tests to show the
 problem each fix solves). See ``docs/compat.md``.
 """
 import ast
 import importlib
+import importlib.metadata
 import importlib.util
+import logging
 import os
 import os.path as osp
 import sys
 import types
+from typing import Callable, Dict, NamedTuple, Tuple
+
+from packaging.specifiers import SpecifierSet
 
 MMCV_FULL_HINT = ('needs the compiled ops of full mmcv, but mmcv-lite is '
                   'installed. Install full mmcv 2.1.0 built from source: '
@@ -20,7 +30,9 @@ MMCV_FULL_HINT = ('needs the compiled ops of full mmcv, but mmcv-lite is '
                   '--no-build-isolation mmcv==2.1.0` (about 20 minutes on 2 cores, '
                   'see README.md).')
 
-_applied = set()
+logger = logging.getLogger('mmdyt')
+_applied = {}
+_skipped = {}
 
 
 def _placeholder(name, message):
@@ -96,20 +108,21 @@ def fix_mmcv_ops():
     ``decode_heads/san_head.py``), which needs ``mmcv._ext``
     (open-mmlab/mmsegmentation#871, #3563). When, and only
     when, ``import mmcv.ops`` fails for that reason, install
-    :class:`_MmcvOpsStandIn` as ``mmcv.ops``.
+    :class:`_MmcvOpsStandIn` as ``mmcv.ops``. Return whether it did.
     """
     if 'mmcv.ops' in sys.modules or importlib.util.find_spec('mmcv') is None:
-        return
+        return False
     try:
         importlib.import_module('mmcv.ops')
-        return
+        return False
     except ImportError as e:
         if e.name != 'mmcv._ext':
-            return
+            return False
     import mmcv
     ops_dir = osp.join(osp.dirname(mmcv.__file__), 'ops')
     sys.modules['mmcv.ops'] = mmcv.ops = _MmcvOpsStandIn(ops_dir)
     mmcv.ops.bind_shadowed_names()
+    return True
 
 
 def fix_mmaction_drn():
@@ -119,17 +132,17 @@ def fix_mmaction_drn():
     ``localizers/__init__.py`` imports ``.drn.drn.DRN``
     (open-mmlab/mmaction2#2714). When that folder is missing, provide the
     modules with a ``DRN`` registered in mmaction's ``MODELS`` that raises a
-    clear error when built.
+    clear error when built. Return whether it did.
     """
     spec = importlib.util.find_spec('mmaction')
     if spec is None or not spec.submodule_search_locations:
-        return
+        return False
     localizers = osp.join(spec.submodule_search_locations[0], 'models', 'localizers')
     if not osp.isdir(localizers) or osp.isdir(osp.join(localizers, 'drn')):
-        return
+        return False
     name = 'mmaction.models.localizers.drn'
     if name in sys.modules:
-        return
+        return False
     from mmaction.registry import MODELS
     hint = ('DRN is unavailable: the mmaction2 1.2.0 wheel does not ship mmaction/models/localizers/drn '
             '(open-mmlab/mmaction2#2714); install mmaction2 from source to use DRN.')
@@ -142,6 +155,7 @@ def fix_mmaction_drn():
     package.drn = module
     sys.modules[name] = package
     sys.modules[f'{name}.drn'] = module
+    return True
 
 
 def _history_buffer_getattr(obj, name):
@@ -166,13 +180,13 @@ def fix_checkpoint_safe_globals():
     (open-mmlab/mmengine#1655, #1650), and torch >= 2.6 defaults it to ``True``,
     which refuses the numpy arrays/scalars and ``HistoryBuffer`` objects of
     the ``message_hub`` and ``meta`` entries. Allow-list exactly those, so a
-    checkpoint still cannot run code.
+    checkpoint still cannot run code. Return whether it did.
     """
     import torch.serialization
     if not hasattr(torch.serialization, 'add_safe_globals'):
-        return
+        return False
     if importlib.util.find_spec('mmengine') is None:
-        return
+        return False
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
     multiarray = importlib.import_module(
@@ -187,27 +201,98 @@ def fix_checkpoint_safe_globals():
         for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
             safe.append((func, f'{module}.{func.__name__}'))
     torch.serialization.add_safe_globals(safe)
+    return True
+
+
+class Fix(NamedTuple):
+    """A work-around and the upstream versions it targets.
+
+    ``targets`` maps alternative distribution names (the first installed one
+    counts) to the version specifier it must satisfy; all must hold.
+    ``apply()`` returns whether it patched anything.
+    """
+
+    apply: Callable[[], bool]
+    targets: Dict[Tuple[str, ...], str]
+    reason: str
 
 
 FIXES = {
-    'mmcv_ops': fix_mmcv_ops,
-    'mmaction_drn': fix_mmaction_drn,
-    'checkpoint_safe_globals': fix_checkpoint_safe_globals,
+    'mmcv_ops': Fix(
+        fix_mmcv_ops, {('mmcv-lite', 'mmcv'): '>=2.0,<2.2'},
+        'mmseg 1.2.2 imports mmcv.ops, which needs the compiled mmcv._ext '
+        'that mmcv-lite lacks (open-mmlab/mmsegmentation#871, #3563)'),
+    'mmaction_drn': Fix(
+        fix_mmaction_drn, {('mmaction2',): '==1.2.0'},
+        'the mmaction2 1.2.0 wheel lacks mmaction/models/localizers/drn '
+        '(open-mmlab/mmaction2#2714)'),
+    'checkpoint_safe_globals': Fix(
+        fix_checkpoint_safe_globals,
+        {('mmengine', 'mmengine-lite'): '<=0.10.7', ('torch',): '>=2.6'},
+        'mmengine calls torch.load without weights_only, which torch >= 2.6 '
+        'defaults to True (open-mmlab/mmengine#1655, #1650)'),
 }
 
 
+def dist_version(name):
+    """The installed version of distribution ``name``, or None; imports nothing."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_targets(fix):
+    """Return ``(versions, why_not)`` for the installed versions of ``fix.targets``.
+
+    ``versions`` maps each distribution found to its version; ``why_not`` is
+    None when all of them are in range, else why the fix does not apply.
+    """
+    versions = {}
+    for dists, spec in fix.targets.items():
+        found = next(((d, v) for d in dists for v in [dist_version(d)] if v), None)
+        if found is None:
+            return versions, f'{" / ".join(dists)} is not installed'
+        dist, version = found
+        versions[dist] = version
+        if not SpecifierSet(spec).contains(version, prereleases=True):
+            return versions, f'{dist} {version} is outside the targeted {dist}{spec}'
+    return versions, None
+
+
+def applied_fixes():
+    """``{name: {'versions': {distribution: version}, 'reason': str}}`` of the applied fixes."""
+    return {name: dict(info, versions=dict(info['versions'])) for name, info in _applied.items()}
+
+
+def skipped_fixes():
+    """``{name: why}`` of the fixes checked but not applied (not by ``skip``)."""
+    return dict(_skipped)
+
+
 def apply_compat_fixes(skip=()):
-    """Apply every fix of :data:`FIXES` once; idempotent.
+    """Apply every fix of :data:`FIXES` that targets the installed versions, once.
+
+    Idempotent: a fix is checked, and its outcome logged, only once.
 
     Args:
         skip (Iterable[str]): names of fixes not to apply, added to those in
             the ``MMDYT_COMPAT_SKIP`` environment variable.
     """
-    skipped = set(skip) | set(filter(None, os.environ.get('MMDYT_COMPAT_SKIP', '').split(',')))
-    unknown = skipped - set(FIXES)
+    excluded = set(skip) | set(filter(None, os.environ.get('MMDYT_COMPAT_SKIP', '').split(',')))
+    unknown = excluded - set(FIXES)
     if unknown:
         raise KeyError(f'unknown compat fixes {sorted(unknown)}; known: {sorted(FIXES)}')
     for name, fix in FIXES.items():
-        if name not in skipped and name not in _applied:
-            fix()
-            _applied.add(name)
+        if name in excluded or name in _applied or name in _skipped:
+            continue
+        versions, why_not = check_targets(fix)
+        if why_not is None and not fix.apply():
+            why_not = 'its upstream problem is absent'
+        if why_not is None:
+            _applied[name] = dict(versions=versions, reason=fix.reason)
+            found = ', '.join(f'{d} {v}' for d, v in versions.items())
+            logger.info('mmdyt compat fix %s applied for %s: %s', name, found, fix.reason)
+        else:
+            _skipped[name] = why_not
+            logger.debug('mmdyt compat fix %s skipped: %s', name, why_not)

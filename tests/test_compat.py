@@ -1,5 +1,8 @@
 """Tests of :mod:`mmdyt.compat`: each fix solves its upstream problem."""
+import importlib.metadata
 import importlib.util
+import json
+import logging
 import os
 import os.path as osp
 import pickle
@@ -24,21 +27,131 @@ def run_python(code, **env):
                           env={**os.environ, **env}, timeout=300)
 
 
+LOAD_COMPAT = (f'import importlib.util\n'
+               f'spec = importlib.util.spec_from_file_location("compat", {COMPAT_FILE!r})\n'
+               f'compat = importlib.util.module_from_spec(spec)\n'
+               f'spec.loader.exec_module(compat)\n')
+
+
 def with_fix(fix, code):
     """``code`` preceded by applying one fix, loaded without ``import mmdyt``."""
-    return (f'import importlib.util\n'
-            f'spec = importlib.util.spec_from_file_location("compat", {COMPAT_FILE!r})\n'
-            f'compat = importlib.util.module_from_spec(spec)\n'
-            f'spec.loader.exec_module(compat)\n'
-            f'compat.{fix}()\n' + code)
+    return f'{LOAD_COMPAT}compat.{fix}()\n{code}'
 
 
 def test_apply_is_idempotent_and_checks_names():
     compat.apply_compat_fixes()
     compat.apply_compat_fixes()
-    assert set(compat.FIXES) <= compat._applied
+    assert set(compat.applied_fixes()) | set(compat.skipped_fixes()) == set(compat.FIXES)
     with pytest.raises(KeyError, match='no_such_fix'):
         compat.apply_compat_fixes(skip=['no_such_fix'])
+
+
+def fake_versions(monkeypatch, **versions):
+    """Make ``compat.dist_version`` report ``versions`` (``mmcv_lite`` for mmcv-lite)."""
+    versions = {name.replace('_', '-'): v for name, v in versions.items()}
+    monkeypatch.setattr(compat, 'dist_version', versions.get)
+
+
+@pytest.mark.parametrize('versions, why_not', [
+    (dict(mmengine='0.10.7', torch='2.6.0+cu124'), None),
+    (dict(mmengine='0.10.7', torch='2.7.0a0'), None),
+    (dict(mmengine='0.10.6', torch='2.12.1'), None),
+    (dict(mmengine='0.10.8', torch='2.12.1'), 'mmengine 0.10.8 is outside the targeted mmengine<=0.10.7'),
+    (dict(mmengine='0.10.7', torch='2.5.1'), 'torch 2.5.1 is outside the targeted torch>=2.6'),
+    (dict(mmengine_lite='0.11.0', torch='2.12.1'),
+     'mmengine-lite 0.11.0 is outside the targeted mmengine-lite<=0.10.7'),
+    (dict(torch='2.12.1'), 'mmengine / mmengine-lite is not installed'),
+])
+def test_checkpoint_fix_targets(monkeypatch, versions, why_not):
+    fake_versions(monkeypatch, **versions)
+    assert compat.check_targets(compat.FIXES['checkpoint_safe_globals'])[1] == why_not
+
+
+@pytest.mark.parametrize('name, versions, in_range', [
+    ('mmcv_ops', dict(mmcv_lite='2.1.0'), True),
+    ('mmcv_ops', dict(mmcv='2.1.0'), True),
+    ('mmcv_ops', dict(mmcv_lite='2.2.0'), False),
+    ('mmcv_ops', dict(mmcv='1.7.2'), False),
+    ('mmaction_drn', dict(mmaction2='1.2.0'), True),
+    ('mmaction_drn', dict(mmaction2='1.2.1'), False),
+])
+def test_fix_targets(monkeypatch, name, versions, in_range):
+    fake_versions(monkeypatch, **versions)
+    assert (compat.check_targets(compat.FIXES[name])[1] is None) == in_range
+
+
+def test_newer_versions_are_skipped_and_logged(monkeypatch, caplog):
+    monkeypatch.setattr(compat, '_applied', {})
+    monkeypatch.setattr(compat, '_skipped', {})
+    fake_versions(monkeypatch, mmcv_lite='2.2.0', mmaction2='1.2.1', mmengine='0.10.8', torch='2.12.1')
+    caplog.set_level(logging.DEBUG, logger='mmdyt')
+    compat.apply_compat_fixes()
+    compat.apply_compat_fixes()
+    assert compat.applied_fixes() == {}
+    assert compat.skipped_fixes() == {
+        'mmcv_ops': 'mmcv-lite 2.2.0 is outside the targeted mmcv-lite>=2.0,<2.2',
+        'mmaction_drn': 'mmaction2 1.2.1 is outside the targeted mmaction2==1.2.0',
+        'checkpoint_safe_globals': 'mmengine 0.10.8 is outside the targeted mmengine<=0.10.7'}
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == 'mmdyt'] == [
+        (logging.DEBUG, f'mmdyt compat fix {name} skipped: {why}')
+        for name, why in compat.skipped_fixes().items()]
+
+
+def test_fix_without_its_problem_is_skipped(monkeypatch):
+    monkeypatch.setattr(compat, '_applied', {})
+    monkeypatch.setattr(compat, '_skipped', {})
+    fake_versions(monkeypatch, mmcv_lite='2.1.0')
+    compat.apply_compat_fixes(skip=['mmaction_drn', 'checkpoint_safe_globals'])
+    assert compat.skipped_fixes() == {'mmcv_ops': 'its upstream problem is absent'}
+
+
+def apply_in_subprocess(fake=None):
+    """Apply all fixes twice in a fresh interpreter, logging at DEBUG to stderr.
+
+    ``fake`` replaces the installed versions. Returns the process and its
+    JSON report: applied and skipped fixes, and which packages were imported.
+    """
+    code = LOAD_COMPAT + (f'compat.dist_version = {fake!r}.get\n' if fake else '') + '''
+import json, logging, sys
+logging.basicConfig(level=logging.DEBUG, format='%(name)s %(levelname)s %(message)s')
+compat.apply_compat_fixes()
+compat.apply_compat_fixes()
+print(json.dumps(dict(applied=compat.applied_fixes(), skipped=compat.skipped_fixes(),
+                      imported=[m for m in ('mmcv', 'mmaction', 'mmengine', 'torch') if m in sys.modules])))
+'''
+    proc = run_python(code, MMDYT_COMPAT_SKIP='')
+    assert proc.returncode == 0, proc.stderr
+    return proc, json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_out_of_range_fixes_import_nothing():
+    proc, report = apply_in_subprocess(
+        {'mmcv-lite': '2.2.0', 'mmaction2': '1.2.1', 'mmengine': '0.11.0', 'torch': '2.12.1'})
+    assert report['applied'] == {} and set(report['skipped']) == set(compat.FIXES)
+    assert report['imported'] == []
+    assert 'mmdyt DEBUG mmdyt compat fix checkpoint_safe_globals skipped: mmengine 0.11.0' in proc.stderr
+
+
+def test_applied_fixes_report_versions_and_log_once():
+    proc, report = apply_in_subprocess()
+    version = importlib.metadata.version
+    expected = {'checkpoint_safe_globals': {'mmengine': version('mmengine'), 'torch': version('torch')}}
+    if MMCV_LITE:
+        expected['mmcv_ops'] = {'mmcv-lite': version('mmcv-lite')}
+    if DRN_MISSING:
+        expected['mmaction_drn'] = {'mmaction2': version('mmaction2')}
+    assert {name: info['versions'] for name, info in report['applied'].items()} == expected
+    for name, versions in expected.items():
+        found = ', '.join(f'{d} {v}' for d, v in versions.items())
+        line = f'mmdyt INFO mmdyt compat fix {name} applied for {found}: {compat.FIXES[name].reason}'
+        assert proc.stderr.count(line) == 1, proc.stderr
+    assert proc.stderr.count('compat fix') == len(compat.FIXES)
+
+
+def test_import_is_quiet():
+    proc = run_python('import mmdyt')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == '' and 'compat fix' not in proc.stderr
 
 
 @pytest.mark.skipif(not MMCV_LITE, reason='full mmcv: mmcv.ops imports')
