@@ -2,8 +2,10 @@
 
 All classes subclass :class:`mmengine.dataset.BaseDataset` and register in
 mmengine's root ``DATASETS``, so configs of any toolbox scope find them.
-CIFAR-100 is mmpretrain's ``CIFAR100`` (no class here).
+CIFAR-100 is mmpretrain's ``CIFAR100`` (no class here). The toolbox
+transforms that check the data are in :mod:`mmdyt.datasets.transforms`.
 """
+from . import transforms  # noqa: F401
 from .base import (DIGIT_CLASSES, ClsBaseDataset, check_labels, image_sample,
                    parse_label, read_annotation_list)
 from .csv_digits import CSVDigits, read_csv_rows, split_indices

@@ -6,6 +6,7 @@ from mmdyt.analysis import (dense_baseline, force_activation_rate,
                             linear_kernel_times, summarize, time_interleaved,
                             training_step_cost)
 from mmdyt.models.backbones import DyTVisionTransformer
+from mmdyt.models.record import ForwardRecord
 
 ARCH = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
 
@@ -22,9 +23,10 @@ def test_force_activation_rate_per_layer(rate):
     rates = force_activation_rate(model, rate, x)
     assert rates.shape == (6, )
     assert torch.allclose(rates, torch.full_like(rates, rate))
+    record = ForwardRecord()
     with torch.no_grad():
-        model(x)
-    assert torch.allclose(model.activation_rates(), rates)  # deterministic
+        model(x, record=record)
+    assert torch.allclose(record.activation_rates(), rates)  # deterministic
 
 
 def test_force_activation_rate_errors():
@@ -84,14 +86,14 @@ def test_linear_kernel_times_rows():
     for row in rows:
         assert row['aten'] > 0 and row['onednn'] > 0
         assert row['ratio'] == row['aten'] / row['onednn']
-        assert row['mmdyt'] == 'aten'  # far below MIN_MULTIPLY_ADDS
+        assert row['fused'] == 'aten'  # far below MIN_MULTIPLY_ADDS
     big = linear_kernel_times(256, 512, [256], repeats=1, warmup=0)
     # tokens x C_in x C_out against 2**25: qkv 2**26, proj 2**24, fc1 and fc2 2**25
-    assert [r['mmdyt'] for r in big] == ['oneDNN', 'aten', 'oneDNN', 'oneDNN']
+    assert [r['fused'] for r in big] == ['oneDNN', 'aten', 'oneDNN', 'oneDNN']
 
 
 def test_linear_kernel_times_needs_onednn(monkeypatch):
-    import mmdyt.models.layers.onednn_linear as module
-    monkeypatch.setattr(module, '_LINEAR_POINTWISE', None)
-    with pytest.raises(RuntimeError, match='built without oneDNN'):
+    import mmdyt.deploy.cpu as module
+    monkeypatch.setattr(module, 'onednn_available', lambda: False)
+    with pytest.raises(RuntimeError, match='cannot time oneDNN here: .* no oneDNN'):
         linear_kernel_times(48, 96, [5])

@@ -11,6 +11,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.layers import dispatcher
 from mmdyt.models.losses import ActivationRateLoss
+from mmdyt.models.record import ForwardRecord
 
 TINY_ARCH = dict(embed_dims=24, num_layers=2, num_heads=2, feedforward_channels=48)
 # Every training setting whose parameters must all receive a gradient in
@@ -22,10 +23,10 @@ SETTINGS = {
     'dyt-layer': dict(dispatch='layer', adapter_dim=4),
     'dyt-moe': dict(dispatch='mlp', adapter_dim=4, num_experts=3),
     'dyt-vpt': dict(dispatch='mlp', adapter_dim=4, num_prompts=2),
-    'dyt-lora': dict(dispatch='mlp', adapter_dim=4, lora_rank=2),
+    'dyt-lora': dict(dispatch='mlp', adapter_dim=4, petl=dict(type='lora', rank=2)),
     'dynamic-full': dict(dispatch='mlp', adapter_dim=4, freeze_pretrained=False),
     'adaptformer': dict(dispatch=None, adapter_dim=4),
-    'lora': dict(dispatch=None, adapter_dim=None, lora_rank=2),
+    'lora': dict(dispatch=None, adapter_dim=None, petl=dict(type='lora', rank=2)),
     'vpt': dict(dispatch=None, adapter_dim=None, num_prompts=2),
     'full': dict(dispatch=None, adapter_dim=None, freeze_pretrained=False),
 }
@@ -43,14 +44,16 @@ def build(setting):
                                 **SETTINGS[setting])
 
 
-def classifier_like_loss(backbone, out, rate_loss):
+def classifier_like_loss(model, images, rate_loss):
     """Mean of the class-token features (the head's input) plus the rate
     loss when the backbone dispatches: the two paths gradients take in a
-    DyT classifier."""
-    loss = out.pow(2).mean()
-    if backbone.dispatchers():
-        loss = loss + rate_loss(backbone.masks(), backbone.num_fixed_tokens)
-    return loss
+    DyT classifier. ``model`` is the backbone or its DDP wrapper. Returns
+    the loss and the forward's record."""
+    record = ForwardRecord()
+    loss = model(images, record=record)[0].pow(2).mean()
+    if record.dispatcher_names:
+        loss = loss + rate_loss(record.masks(), record.num_fixed_tokens)
+    return loss, record
 
 
 def main():
@@ -65,14 +68,14 @@ def main():
     # after DDP averaging = single-process gradient of the whole batch.
     single, model = build('dyt-mlp'), build('dyt-mlp')
     ddp = DDP(model)
-    loss = classifier_like_loss(model, ddp(local)[0], rate_loss)
+    loss, record = classifier_like_loss(ddp, local, rate_loss)
     loss.backward()
-    ref_loss = classifier_like_loss(single, single(images)[0], rate_loss)
+    ref_loss, ref_record = classifier_like_loss(single, images, rate_loss)
     ref_loss.backward()
-    patch_masks = torch.cat([m[:, 1:].flatten() for m in single.masks()])
-    rate = rate_loss(model.masks(), 1)
+    patch_masks = torch.cat([m[:, 1:].flatten() for m in ref_record.masks()])
+    rate = rate_loss(record.masks(), 1)
     assert torch.allclose(rate, 2.0 * (patch_masks.mean() - 0.3)**2)
-    assert torch.allclose(rate, rate_loss(single.masks(), 1))
+    assert torch.allclose(rate, rate_loss(ref_record.masks(), 1))
     for (name, p), q in zip(model.named_parameters(), single.parameters()):
         if p.requires_grad:
             assert torch.allclose(p.grad, q.grad, atol=1e-6, rtol=1e-4), name
@@ -85,7 +88,7 @@ def main():
                                     lr=0.1)
         for _ in range(2):
             optimizer.zero_grad()
-            classifier_like_loss(model, ddp(local)[0], rate_loss).backward()
+            classifier_like_loss(ddp, local, rate_loss)[0].backward()
             optimizer.step()
         missing = [n for n, p in model.named_parameters()
                    if p.requires_grad and p.grad is None]

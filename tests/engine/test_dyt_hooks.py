@@ -55,6 +55,7 @@ def test_hook_by_epoch_ignores_the_iteration():
     model = tiny_model()
     hook = TemperatureScheduleHook(tau_start=5.0, tau_end=0.1, policy='cosine', by_epoch=True)
     runner = fake_runner(model, it=999, max_iters=1000, epoch=5, max_epochs=10)
+    hook.before_train(runner)
     hook.before_train_iter(runner, batch_idx=0)
     assert model.backbone.dispatchers()[0].tau == pytest.approx(2.55)
 
@@ -68,24 +69,57 @@ def test_hook_errors():
         TemperatureScheduleHook().before_train(fake_runner(tiny_model(dispatch=None)))
 
 
+def classifier(**backbone):
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    backbone.setdefault('adapter_dim', 8)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(dict(
+            type='DyTImageClassifier',
+            backbone=dict(type='DyTVisionTransformer', arch=TINY, img_size=32, patch_size=8,
+                          **backbone),
+            head=dict(type='LinearClsHead', num_classes=5, in_channels=48)))
+
+
+def logged_iteration(model, runner):
+    """One training iteration's outputs through mmengine's own path: the
+    model's losses -> parse_losses -> RuntimeInfoHook -> message hub."""
+    from mmengine.hooks import RuntimeInfoHook
+    from mmpretrain.structures import DataSample
+    torch.manual_seed(0)
+    inputs = torch.randn(2, 3, 32, 32)
+    torch.manual_seed(1)
+    samples = [DataSample().set_gt_label(i) for i in range(2)]
+    _, log_vars = model.parse_losses(model.loss(inputs, samples))
+    RuntimeInfoHook().after_train_iter(runner, 0, outputs=log_vars)
+    return inputs
+
+
 def test_activation_logger_puts_rates_and_gflops_in_the_message_hub():
-    model = tiny_model(dispatch='mlp')
-    model.train()
-    model.backbone(torch.randn(2, 3, 32, 32))
+    model = classifier(dispatch='mlp').train()
     runner = fake_runner(model)
-    HOOKS.build(dict(type='ActivationLoggerHook')).after_train_iter(runner, 0)
-    rates = model.backbone.activation_rates()
+    HOOKS.build(dict(type='ActivationLoggerHook')).before_train(runner)
+    assert model.log_efficiency
+    inputs = logged_iteration(model, runner)
+    torch.manual_seed(1)
+    _, record = model.features(inputs)  # the same forward again, same noise
+    rates = record.activation_rates()
     scalars = runner.message_hub.log_scalars
     for i in range(3):
         assert scalars[f'train/rate_layer{i}'].current() == pytest.approx(rates[i].item())
     assert scalars['train/activation_rate'].current() == pytest.approx(rates.mean().item())
     assert scalars['train/gflops'].current() == pytest.approx(
-        model.backbone.flops().mean().item() / 1e9)
+        model.backbone.flops(record).mean().item() / 1e9)
 
 
 def test_activation_logger_without_dispatch_logs_gflops_only():
-    model = tiny_model(dispatch=None, adapter_dim=None)
-    model.backbone(torch.randn(1, 3, 32, 32))
+    model = classifier(dispatch=None, adapter_dim=None).train()
     runner = fake_runner(model)
-    ActivationLoggerHook().after_train_iter(runner, 0)
-    assert set(runner.message_hub.log_scalars) == {'train/gflops'}
+    ActivationLoggerHook().before_train(runner)
+    logged_iteration(model, runner)
+    assert {k for k in runner.message_hub.log_scalars if 'loss' not in k} == {'train/gflops'}
+
+
+def test_activation_logger_refuses_a_model_without_dyt_glue():
+    with pytest.raises(ValueError, match='ActivationLoggerHook needs an mmdyt model'):
+        ActivationLoggerHook().before_train(fake_runner(tiny_model()))

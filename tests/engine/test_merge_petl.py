@@ -5,11 +5,10 @@ import torch
 
 from mmdyt.engine.hooks import MergePETLHook
 from mmdyt.models.backbones import DyTVisionTransformer
-from mmdyt.models.layers import LoRALinear
-from mmdyt.models.petl import RepAdapterLinear
+from mmdyt.models.petl import LoRALinear, RepAdapterLinear
 
 
-@pytest.mark.parametrize('petl, wrapped', [(dict(lora_rank=2), 2),
+@pytest.mark.parametrize('petl, wrapped', [(dict(petl=dict(type='lora', rank=2)), 2),
                                            (dict(petl=dict(type='rep_adapter', dim=4)), 4)])
 def test_merges_before_test_and_keeps_outputs(petl, wrapped):
     torch.manual_seed(0)

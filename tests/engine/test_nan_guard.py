@@ -32,6 +32,6 @@ default_hooks = dict(checkpoint=dict(interval=1))
 def test_any_loss_term(value):
     runner = type('Runner', (), dict(iter=6, epoch=0, model=torch.nn.Linear(1, 1)))()
     outputs = dict(loss=torch.tensor(1.0), loss_rate=torch.tensor(value), acc=float('nan'))
-    with pytest.raises(FloatingPointError, match=r'iteration 7 .*loss_rate=.*no DyTVision'):
+    with pytest.raises(FloatingPointError, match=r'iteration 7 .*loss_rate=.*no activation rates'):
         NaNGuardHook().after_train_iter(runner, 6, outputs=outputs)
     NaNGuardHook().after_train_iter(runner, 6, outputs=dict(loss=torch.tensor(1.0)))

@@ -4,6 +4,7 @@ import torch
 
 from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint
 from mmdyt.models.losses import ActivationRateLoss
+from mmdyt.models.record import ForwardRecord
 
 TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
 VARIANTS = ['mlp', 'attn', 'attn_mlp', 'layer']
@@ -14,6 +15,12 @@ def tiny_vit(**kwargs):
     kwargs.setdefault('img_size', 32)
     kwargs.setdefault('patch_size', 8)
     return DyTVisionTransformer(**kwargs)
+
+
+def run(model, x):
+    """The outputs of a forward and its record."""
+    record = ForwardRecord()
+    return model(x, record=record), record
 
 
 def randomize_adapters(model):
@@ -49,11 +56,11 @@ def test_skipping_equals_masked_path(variant, batch_size, rate, num_experts):
     x = torch.randn(batch_size, 3, 32, 32)
     with torch.no_grad():
         model.skip_inactive = False
-        masked = model(x)[0]
-        masked_rates = model.activation_rates()
+        masked, masked_record = run(model, x)
         model.skip_inactive = True
-        skipped = model(x)[0]
-    rates = model.activation_rates()
+        skipped, record = run(model, x)
+    masked, skipped = masked[0], skipped[0]
+    masked_rates, rates = masked_record.activation_rates(), record.activation_rates()
     torch.testing.assert_close(rates, masked_rates)
     if rate in (0, 1):
         assert torch.all(rates == rate)
@@ -71,8 +78,9 @@ def test_skipping_with_different_k_per_sample():
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         model.skip_inactive = False
-        masked = model(x)[0]
-        counts = model.masks()[0].sum(1)
+        masked, record = run(model, x)
+        masked = masked[0]
+        counts = record.masks()[0].sum(1)
         model.skip_inactive = True
         skipped = model(x)[0]
     assert len(set(counts.tolist())) > 1
@@ -86,8 +94,8 @@ def test_skipped_tokens_are_not_computed():
     seen = []
     model.blocks[0].mlp.fc1.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
     with torch.no_grad():
-        model(torch.randn(3, 3, 32, 32))
-    assert seen[0] == int(model.masks()[0].sum())
+        _, record = run(model, torch.randn(3, 3, 32, 32))
+    assert seen[0] == int(record.masks()[0].sum())
     assert seen[0] < 3 * 17
 
 
@@ -163,12 +171,12 @@ def test_loads_pretrained_formats(tmp_path, fmt):
         checkpoint = str(tmp_path / 'vit.pth')
         torch.save({'state_dict': {f'backbone.{k}': v
                                    for k, v in reference.state_dict().items()}}, checkpoint)
-    model = tiny_vit(dispatch='mlp', adapter_dim=8, lora_rank=2, pretrained=checkpoint)
+    model = tiny_vit(dispatch='mlp', adapter_dim=8, pretrained=checkpoint,
+                     petl=dict(type='lora', rank=2, targets=['qkv']))
     model.init_weights()
     loaded = model.state_dict()
     for key, value in state.items():
-        target = key.replace('attn.qkv.', 'attn.qkv.base.')
-        torch.testing.assert_close(loaded[target], value, msg=key)
+        torch.testing.assert_close(loaded[key], value, msg=key)
 
 
 def test_pos_embed_interpolates_to_other_sizes():
@@ -208,8 +216,8 @@ def test_training_path_trains_dispatchers_and_adapters():
     torch.manual_seed(0)
     model = tiny_vit(dispatch='mlp', adapter_dim=8).train()
     x = torch.randn(4, 3, 32, 32)
-    out = model(x)[0]
-    loss = out.pow(2).mean() + ActivationRateLoss(0.5)(model.masks())
+    out, record = run(model, x)
+    loss = out[0].pow(2).mean() + ActivationRateLoss(0.5)(record.masks())
     loss.backward()
     gate_grad = model.blocks[1].dispatchers['mlp'].gate.weight.grad
     assert gate_grad is not None and gate_grad.abs().sum() > 0
@@ -226,16 +234,12 @@ def test_training_is_stochastic_eval_is_deterministic(variant):
         dispatcher.gate.weight.data.mul_(0.01)
     x = torch.randn(2, 3, 32, 32)
     model.train()
-    model(x)
-    first = [m.clone() for m in model.masks()]
-    model(x)
-    assert any(not torch.equal(a, b) for a, b in zip(first, model.masks()))
+    first, second = run(model, x)[1].masks(), run(model, x)[1].masks()
+    assert any(not torch.equal(a, b) for a, b in zip(first, second))
     model.eval()
     with torch.no_grad():
-        model(x)
-        first = [m.clone() for m in model.masks()]
-        model(x)
-    assert all(torch.equal(a, b) for a, b in zip(first, model.masks()))
+        first, second = run(model, x)[1].masks(), run(model, x)[1].masks()
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
 def count_trainable(model):
@@ -266,29 +270,29 @@ def test_vit_b16_flops_match_paper():
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         dense = vit_b(dispatch=None, adapter_dim=None)
-        dense(x)
+        dense_flops = dense.flops(run(dense, x)[1]).item()
         adaptformer = vit_b(dispatch=None, adapter_dim=64)
-        adaptformer(x)
+        adaptformer_flops = adaptformer.flops(run(adaptformer, x)[1]).item()
         dyt = vit_b(dispatch='mlp', adapter_dim=64)
         force_rate(dyt, 0)
-        dyt(x)
-    assert truncate((dense.flops().item() + head) / 1e9) == 17.58
-    assert truncate((adaptformer.flops().item() + head) / 1e9, 2) == 17.81
+        dyt_flops = dyt.flops(run(dyt, x)[1]).item()
+    assert truncate((dense_flops + head) / 1e9) == 17.58
+    assert truncate((adaptformer_flops + head) / 1e9, 2) == 17.81
     # Only the class token left in the MLPs: the MLP and its LayerNorm
     # (8NC^2 + 5NC per block) of the 196 patch tokens leave.
     mlp = 12 * (8 * 196 * 768**2 + 5 * 196 * 768)
     gates = 12 * 196 * 768
-    assert dyt.flops().item() == adaptformer.flops().item() - mlp + gates
+    assert dyt_flops == adaptformer_flops - mlp + gates
 
 
 def test_flops_follow_active_tokens():
     model = tiny_vit(dispatch='attn_mlp', adapter_dim=8).eval()
     force_rate(model, 0.5)
     with torch.no_grad():
-        model(torch.randn(3, 3, 32, 32))
-    flops = model.flops()
+        _, record = run(model, torch.randn(3, 3, 32, 32))
+    flops = model.flops(record)
     assert flops.shape == (3,)
-    counts = torch.stack([m.sum(1) for m in model.masks()])
+    counts = torch.stack([m.sum(1) for m in record.masks()])
     busiest = counts.sum(0).argmax()
     assert flops.argmax() == busiest
 

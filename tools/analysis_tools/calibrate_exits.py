@@ -19,7 +19,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmdyt.analysis import build_model, load_config
-from mmdyt.models.heads.early_exit import calibrate_model_exits
+from mmdyt.engine.exit_calibration import calibrate_model_exits
 from mmdyt.models.petl import merge_petl
 
 

@@ -6,5 +6,6 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 model = dict(
-    backbone=dict(dispatch=None, adapter_dim=None, lora_rank=8),
+    backbone=dict(dispatch=None, adapter_dim=None,
+                  petl=dict(type='lora', rank=8, alpha=8.0, targets=['qkv'])),
     rate_loss=None)

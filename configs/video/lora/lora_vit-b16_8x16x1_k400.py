@@ -5,4 +5,7 @@ _base_ = [
     '../_base_/schedules/adamw_cosine_12e.py',
     '../_base_/default_runtime.py'
 ]
-model = dict(backbone=dict(dispatch=None, adapter_dim=None, lora_rank=8), rate_loss=None)
+model = dict(
+    backbone=dict(dispatch=None, adapter_dim=None,
+                  petl=dict(type='lora', rank=8, alpha=8.0, targets=['qkv'])),
+    rate_loss=None)

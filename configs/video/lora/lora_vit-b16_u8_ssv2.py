@@ -5,4 +5,8 @@ _base_ = [
     '../_base_/schedules/adamw_cosine_50e.py',
     '../_base_/default_runtime.py'
 ]
-model = dict(backbone=dict(dispatch=None, adapter_dim=None, lora_rank=8), rate_loss=None, cls_head=dict(num_classes=174))
+model = dict(
+    backbone=dict(dispatch=None, adapter_dim=None,
+                  petl=dict(type='lora', rank=8, alpha=8.0, targets=['qkv'])),
+    rate_loss=None,
+    cls_head=dict(num_classes=174))

@@ -4,7 +4,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ...models.heads.early_exit import calibrate_model_exits
+from ..exit_calibration import calibrate_model_exits
 from ...models.petl import merge_petl
 
 

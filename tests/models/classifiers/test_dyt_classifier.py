@@ -50,12 +50,15 @@ def randomize_peft(model, seed=3):
 def test_loss_has_rate_loss_and_gradients_reach_dispatchers():
     model = build()
     model.train()
+    assert set(model.loss(*batch())) == {'loss', 'loss_rate'}
+    model.log_efficiency = True
     losses = model.loss(*batch())
-    assert set(losses) == {'loss', 'loss_rate'}
-    rates = model.dyt_backbone.activation_rates()
+    assert set(losses) == {'loss', 'loss_rate', 'activation_rate', 'gflops',
+                           'rate_layer0', 'rate_layer1', 'rate_layer2'}
     assert losses['loss_rate'].item() == pytest.approx(
-        2.0 * (rates.mean().item() - 0.5)**2, rel=1e-4)
-    sum(losses.values()).backward()
+        2.0 * (losses['activation_rate'].item() - 0.5)**2, rel=1e-4)
+    assert 0 < losses['gflops'].item() < 1
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
     gate = model.backbone.blocks[0].dispatchers['mlp'].gate.weight
     assert gate.grad is not None and gate.grad.abs().sum() > 0
     assert model.backbone.blocks[0].mlp.fc1.weight.grad is None  # frozen
@@ -64,18 +67,45 @@ def test_loss_has_rate_loss_and_gradients_reach_dispatchers():
 def test_distillation_terms_and_student_masks_kept():
     model = build(distill=dict(loss_weight=0.5, teacher_weight=1.0))
     model.train()
+    model.log_efficiency = True
     losses = model.loss(*batch())
-    assert set(losses) == {'loss', 'loss_rate', 'loss_teacher', 'loss_distill'}
+    assert {'loss', 'loss_rate', 'loss_teacher', 'loss_distill'} <= set(losses)
     assert losses['loss_distill'].item() >= 0
-    # the masks left in the backbone are the student's, not the dense teacher's
-    assert model.dyt_backbone.activation_rates().mean().item() < 0.99
-    sum(losses.values()).backward()
+    # the rates and the rate loss are the student's, not the dense teacher's
+    assert losses['activation_rate'].item() < 0.99
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+
+
+def test_teacher_before_or_after_the_student_gives_the_same_losses():
+    """Each forward has its own record: running the dense teacher first (as
+    the first release had to) or last changes nothing."""
+    from mmdyt.models.layers import all_tokens_active
+    from mmdyt.models.losses import distillation_kl
+    model = build(distill=dict(loss_weight=0.5, teacher_weight=1.0), adapter_dropout=0.0)
+    randomize_peft(model)
+    model.train()
+    inputs, samples = batch()
+    torch.manual_seed(7)
+    losses = model.loss(inputs, samples)  # student first, then teacher
+    torch.manual_seed(7)
+    with all_tokens_active(model.dyt_backbone.dispatchers()):
+        teacher_feats, teacher_records = model.recorded(model.extract_feat, inputs)
+    assert teacher_records[0].activation_rates().min() == 1
+    feats, record = model.features(inputs)
+    expected = dict(
+        loss=model.head.loss(feats, samples)['loss'],
+        loss_rate=model.rate_loss(record.masks(), record.num_fixed_tokens),
+        loss_teacher=model.head.loss(teacher_feats, samples)['loss'],
+        loss_distill=0.5 * distillation_kl(model.head(feats), model.head(teacher_feats)))
+    assert set(losses) == set(expected)
+    for key, value in expected.items():
+        assert torch.equal(losses[key], value), key
 
 
 @pytest.mark.parametrize('backbone', [
     dict(dispatch=None, adapter_dim=None),               # linear probe
     dict(dispatch=None, adapter_dim=8),                  # AdaptFormer
-    dict(dispatch=None, adapter_dim=None, lora_rank=4),  # LoRA
+    dict(dispatch=None, adapter_dim=None, petl=dict(type='lora', rank=4)),  # LoRA
     dict(dispatch=None, adapter_dim=None, num_prompts=3),  # VPT
     dict(dispatch=None, adapter_dim=None, freeze_pretrained=False),  # full
 ])
@@ -88,14 +118,16 @@ def test_baselines_without_rate_loss(backbone):
     assert 'dyt_rates' not in predictions[0].metainfo
     dense = build(rate_loss=None, dispatch=None, adapter_dim=None)
     dense.eval()
-    dense.predict(batch()[0])
+    dense_flops = dense.predict(batch()[0])[0].dyt_flops
     if backbone.get('adapter_dim') is None and not backbone.get('num_prompts'):
-        assert predictions[0].dyt_flops >= dense.backbone.flops()[0].item()
+        assert predictions[0].dyt_flops >= dense_flops
 
 
 def test_rate_loss_without_dispatcher_is_an_error():
-    with pytest.raises(ValueError, match='rate_loss and distill need'):
+    with pytest.raises(ValueError, match='rate_loss needs a backbone with token dispatchers'):
         build(dispatch=None)
+    with pytest.raises(ValueError, match='distill needs'):
+        build(dispatch=None, rate_loss=None, distill=dict(loss_weight=1.0))
     with pytest.raises(ValueError, match='distill takes'):
         build(distill=dict(weight=1.0))
 
@@ -105,16 +137,17 @@ def test_predict_attaches_backbone_plus_head_flops_and_rates():
     model.eval()
     inputs, samples = batch()
     predictions = model.predict(inputs, samples)
-    flops = model.backbone.flops()
+    _, record = model.features(inputs)
+    flops = model.backbone.flops(record)
     head = 48 * 5
     for i, sample in enumerate(predictions):
         assert sample.dyt_flops == pytest.approx(flops[i].item() + head)
         assert sample.dyt_rates.shape == (3, )
     dense = build(rate_loss=None, dispatch=None, adapter_dim=None)
     dense.eval()
-    dense.predict(inputs)
+    dense_flops = dense.predict(inputs)[0].dyt_flops
     # fewer FLOPs than the dense ViT unless every token is active
-    assert all(s.dyt_flops < dense.backbone.flops()[0].item() + head or
+    assert all(s.dyt_flops < dense_flops or
                bool((s.dyt_rates == 1).all()) for s in predictions)
 
 
@@ -130,8 +163,9 @@ def test_efficiency_metric_in_the_mmpretrain_evaluator():
     metrics = evaluator.evaluate(len(samples))
     assert {'accuracy/top1', 'efficiency/gflops', 'efficiency/activation_rate',
             'efficiency/rate_layer2'} <= set(metrics)
+    _, record = model.features(inputs)
     assert metrics['efficiency/gflops'] == pytest.approx(
-        (model.backbone.flops().mean().item() + 48 * 5) / 1e9)
+        (model.backbone.flops(record).mean().item() + 48 * 5) / 1e9)
 
 
 def test_peft_state_dict_round_trip_tiny(tmp_path):

@@ -7,13 +7,15 @@ from mmengine.registry import DefaultScope  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
 
-from mmdyt.models.classifiers.early_exit import EarlyExitMetric, embed_flops  # noqa: E402
+from mmdyt.evaluation import EarlyExitMetric  # noqa: E402
+from mmdyt.models.flops import conv_patch_flops  # noqa: E402
 from mmdyt.models.heads.early_exit import first_exit  # noqa: E402
+from mmdyt.models.record import BlockRecord, ForwardRecord  # noqa: E402
 
 TINY = dict(embed_dims=48, num_layers=6, num_heads=3, feedforward_channels=96)
 BACKBONES = {
     'adapter': dict(dispatch=None, adapter_dim=None, petl=dict(type='houlsby', dim=8)),
-    'lora': dict(dispatch=None, adapter_dim=None, lora_rank=4),
+    'lora': dict(dispatch=None, adapter_dim=None, petl=dict(type='lora', rank=4)),
     'rep_adapter': dict(dispatch=None, adapter_dim=None, petl=dict(type='rep_adapter')),
     'dyt': dict(dispatch='mlp', adapter_dim=8),
 }
@@ -67,6 +69,24 @@ def test_dynamic_inference_matches_the_exit_rule(setting):
         assert p.dyt_flops == pytest.approx(exits[j][2][i].item())
 
 
+def test_rates_of_exited_samples_cover_only_the_blocks_they_ran():
+    model = build('dyt')
+    x = torch.randn(12, 3, 32, 32)
+    with torch.no_grad():
+        exits, _ = model.run_exits(x)
+        conf = exits[0][1].softmax(-1).max(-1).values
+        model.thresholds = [conf.median().item(), 1.0, 1.0]
+        exits, record = model.run_exits(x, model.thresholds)
+    rates = record.per_sample_rates()
+    left = torch.ones(12, dtype=torch.bool)
+    left[exits[1][0].cpu()] = False
+    assert 0 < left.sum() < 12
+    assert (rates[left, 2:] == 0).all() and (rates[:, :2] > 0).any()
+    full = ForwardRecord()
+    model.backbone(x, record=full)
+    torch.testing.assert_close(rates[~left], full.per_sample_rates()[~left])
+
+
 def test_exited_samples_leave_the_batch():
     model = build()
     seen = []
@@ -88,13 +108,14 @@ def test_flops_of_an_early_exit_count_only_what_ran():
     model.thresholds = [0.0, 0.0, 0.0]
     preds = model.predict(x)
     n = 17
-    ran = embed_flops(backbone, n) + sum(b.flops(n) for b in backbone.blocks[:2]) + \
-        model.heads[0].flops()
+    ran = conv_patch_flops(backbone.patch_embed.proj, n - 1) + model.heads[0].flops() + \
+        sum(b.flops(BlockRecord(index=i, num_tokens=n)) for i, b in enumerate(backbone.blocks[:2]))
     assert all(p.dyt_flops == ran for p in preds)
     model.thresholds = [1.0, 1.0, 1.0]
     preds = model.predict(x)
-    backbone(x)  # the backbone's own count of a full forward
-    full = backbone.flops()[0].item() + sum(h.flops() for h in model.heads)
+    record = ForwardRecord()
+    backbone(x, record=record)  # the backbone's own count of a full forward
+    full = backbone.flops(record)[0].item() + sum(h.flops() for h in model.heads)
     assert all(p.dyt_flops == pytest.approx(full) for p in preds)
     assert ran < 0.5 * full
 

@@ -3,8 +3,8 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmdyt.models.backbones.dyt_vit import LN_FLOPS_PER_ELEMENT
-from mmdyt.models.heads import CrossAttentionQuery
+from mmdyt.models.flops import LN_FLOPS_PER_ELEMENT
+from mmdyt.models.layers import CrossAttentionQuery
 
 
 def torch_reference(layer):

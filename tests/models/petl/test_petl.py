@@ -4,13 +4,15 @@ import torch
 import torch.nn as nn
 
 from mmdyt.models.backbones import DyTVisionTransformer
-from mmdyt.models.petl import (GroupLinear, RepAdapterLinear, SequentialAdapterLinear,
-                               apply_petl, merge_petl, petl_flops, set_dropout)
+from mmdyt.models.petl import (GroupLinear, LoRALinear, PETLLinear, RepAdapterLinear,
+                               SequentialAdapterLinear, apply_petl, merge_petl, set_dropout,
+                               unmerge_petl)
+from mmdyt.models.record import BlockRecord
 
 TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
 SETTINGS = {
     'houlsby': dict(petl=dict(type='houlsby', dim=8)),
-    'lora': dict(lora_rank=4),
+    'lora': dict(petl=dict(type='lora', rank=4, alpha=8, targets=['qkv'])),
     'rep_adapter': dict(petl=dict(type='rep_adapter', dim=8, groups=2)),
 }
 
@@ -78,30 +80,104 @@ def test_rep_adapter_merge_without_bias_and_group_weight():
     reference = dense @ layer.petl_up.dense_weight().T + layer.petl_up.bias
     torch.testing.assert_close(layer.petl_up(dense), reference)
     expected = layer(x)
+    weight = layer.weight.detach().clone()
     layer.merge()
     torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
-    assert layer.flops(10) == 0
+    assert layer.flops(10) == 10 * 12 * 6  # one linear once merged
+    layer.unmerge()
+    assert layer.bias is None and not layer.merged
+    torch.testing.assert_close(layer.weight, weight, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('setting', ['lora', 'rep_adapter'])
+def test_merge_unmerge_is_symmetric(setting):
+    torch.manual_seed(0)
+    model = tiny_vit(**SETTINGS[setting]).eval()
+    randomize_petl(model)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)[0]
+        merged = merge_petl(model)
+        assert unmerge_petl(model) == merged > 0
+        after = model(x)[0]
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[key], atol=1e-5, rtol=1e-5, msg=key)
 
 
 def test_petl_keeps_checkpoint_names_and_counts_flops():
-    plain, patched = tiny_vit(), tiny_vit(petl=[dict(type='rep_adapter', dim=8),
-                                                 dict(type='houlsby', dim=4)])
+    plain = tiny_vit()
+    patched = tiny_vit(petl=[dict(type='rep_adapter', dim=8), dict(type='houlsby', dim=4)])
     assert set(plain.state_dict()) <= set(patched.state_dict())
     block = patched.blocks[0]
     assert isinstance(block.attn.qkv, RepAdapterLinear)
     assert isinstance(block.mlp.fc2, SequentialAdapterLinear)
-    patched(torch.randn(2, 3, 32, 32))
+    with pytest.raises(ValueError, match='two PETL modules on one layer'):
+        apply_petl(tiny_vit(petl=dict(type='houlsby')), dict(type='lora', targets=['proj']))
     n = 17  # 16 patches + class token
     rep = n * 48 * 8 + n * 8 * 48 // 2
     houlsby = 2 * n * 48 * 4  # down and up
-    assert petl_flops(block, n) == 2 * rep + 2 * houlsby
+    lora = n * 2 * (48 + 48)
+    extra = tiny_vit(petl=dict(type='lora', rank=2, targets=['proj'])).blocks[0]
+    assert isinstance(extra.attn.proj, LoRALinear)
+    record = BlockRecord(index=0, num_tokens=n)
+    assert block.flops(record) == plain.blocks[0].flops(record) + 2 * rep + 2 * houlsby
+    assert extra.flops(record) == plain.blocks[0].flops(record) + lora
+
+
+@pytest.mark.parametrize('petl', [dict(type='lora', rank=2, targets=['fc1', 'fc2']),
+                                  dict(type='rep_adapter', dim=4, targets=['proj']),
+                                  dict(type='houlsby', dim=4, targets=['qkv'])])
+def test_every_type_wraps_any_target_the_same_way(petl):
+    model = tiny_vit(petl=petl)
+    wrapped = {name for name, m in model.named_modules() if isinstance(m, PETLLinear)}
+    layers = {'qkv': 'attn.qkv', 'proj': 'attn.proj', 'fc1': 'mlp.fc1', 'fc2': 'mlp.fc2'}
+    assert wrapped == {f'blocks.{i}.{layers[t]}' for i in range(3) for t in petl['targets']}
+    model(torch.randn(1, 3, 32, 32))
+
+
+def test_lora_rank_is_deprecated_but_builds_the_same_model():
+    with pytest.deprecated_call(match="petl=dict\\(type='lora'"):
+        old = tiny_vit(lora_rank=4, lora_alpha=8)
+    torch.manual_seed(0)
+    new = tiny_vit(**SETTINGS['lora'])
+    assert set(old.state_dict()) == set(new.state_dict())
+    assert isinstance(old.blocks[0].attn.qkv, LoRALinear)
+    assert old.blocks[0].attn.qkv.scaling == new.blocks[0].attn.qkv.scaling == 2.0
+
+
+def test_checkpoint_of_the_previous_release_loads(tmp_path):
+    """tests/data/legacy/lora_vit_v0.1.pth was written by mmdyt 0.1.0 (LoRA
+    through ``lora_rank``, qkv wrapped as ``attn.qkv.base``); it loads into
+    today's ``petl`` LoRA and gives the outputs it gave then."""
+    from pathlib import Path
+    legacy = torch.load(Path(__file__).parents[2] / 'data' / 'legacy' / 'lora_vit_v0.1.pth',
+                        weights_only=True)
+    assert any('.qkv.base.' in key for key in legacy['state_dict'])
+    model = DyTVisionTransformer(**legacy['config'], petl=dict(type='lora', rank=2, alpha=4.0))
+    model.load_state_dict(legacy['state_dict'])
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(legacy['inputs'])[0], legacy['outputs'])
+    wrapper = nn.Sequential(DyTVisionTransformer(**legacy['config'],
+                                                 petl=dict(type='lora', rank=2, alpha=4.0)))
+    wrapper.load_state_dict({f'0.{k}': v for k, v in legacy['state_dict'].items()})
+    with torch.no_grad():
+        torch.testing.assert_close(wrapper.eval()[0](legacy['inputs'])[0], legacy['outputs'])
 
 
 def test_bad_petl_arguments():
     with pytest.raises(ValueError, match='petl type must be one of'):
         tiny_vit(petl=dict(type='prefix'))
-    with pytest.raises(ValueError, match='LoRA and RepAdapter'):
-        tiny_vit(lora_rank=4, petl=dict(type='rep_adapter'))
+    with pytest.raises(ValueError, match='two PETL modules on one layer'):
+        tiny_vit(petl=[dict(type='lora', rank=4), dict(type='rep_adapter')])
+    with pytest.raises(ValueError, match='petl targets'):
+        tiny_vit(petl=dict(type='lora', targets=['qkv', 'head']))
+    with pytest.raises(ValueError, match=r"takes \['alpha', 'dropout', 'rank'\]"):
+        tiny_vit(petl=dict(type='lora', dim=8))
+    with pytest.raises(TypeError, match='cannot be merged'):
+        tiny_vit(petl=dict(type='houlsby')).blocks[0].mlp.fc2.merge()
     with pytest.raises(ValueError, match='groups=3 must divide'):
         GroupLinear(8, 48, groups=3)
     model = tiny_vit()
@@ -110,7 +186,7 @@ def test_bad_petl_arguments():
 
 
 def test_set_dropout_reaches_every_petl_dropout():
-    model = tiny_vit(petl=[dict(type='rep_adapter'), dict(type='houlsby')], lora_rank=0)
+    model = tiny_vit(petl=[dict(type='rep_adapter'), dict(type='houlsby')])
     set_dropout(model.blocks[1], 0.5)
     rates = {name: m.p for name, m in model.named_modules() if isinstance(m, nn.Dropout)}
     assert rates and all((p == 0.5) == name.startswith('blocks.1.') for name, p in rates.items())

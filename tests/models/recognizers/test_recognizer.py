@@ -4,8 +4,8 @@ from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
 
 import mmdyt  # noqa: F401
-from mmdyt.models.backbones import DyTVisionTransformer
-from mmdyt.models.recognizers import FrameDyTVisionTransformer
+from mmdyt.models.backbones import DyTVisionTransformer, FrameDyTVisionTransformer
+from mmdyt.models.record import ForwardRecord, record_forwards
 
 DEFAULT_SCOPE = 'mmaction'
 TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
@@ -38,16 +38,19 @@ def test_frames_go_through_the_image_vit_one_by_one():
     model = build(num_prompts=2).eval()
     randomize_peft(model)
     clips = torch.randn(2, 3, 4, 32, 32)
+    record = ForwardRecord()
     with torch.no_grad():
-        tokens = model.backbone(clips)
-        clip_flops = model.backbone.flops()
+        tokens = model.backbone(clips, record=record)
+        clip_flops = model.backbone.flops(record)
         image_vit = DyTVisionTransformer(arch=TINY, img_size=32, patch_size=8, adapter_dim=8,
                                          num_prompts=2, out_type='raw').eval()
         image_vit.load_state_dict(model.backbone.state_dict())
         frame = image_vit(clips[1, :, 2][None])[0]
     assert tokens.shape == (2, 4, 1 + 16, 48)  # class token + 4x4 patches, no prompts
     torch.testing.assert_close(tokens[1, 2, 1:], frame[0])
-    assert torch.equal(clip_flops, model.backbone.frame_flops().view(2, 4).sum(1))
+    assert record.clip_shape == (2, 4) and record.batch_size == 8
+    frame_flops = DyTVisionTransformer.flops(model.backbone, record)
+    assert torch.equal(clip_flops, frame_flops.view(2, 4).sum(1))
     assert clip_flops[1] > 0 and clip_flops.shape == (2,)
 
 
@@ -75,18 +78,19 @@ def test_predict_reports_flops_per_view_averaged_over_views():
     model = build().eval()
     randomize_peft(model)
     clips = torch.randn(2, 3, 3, 4, 32, 32)
-    with torch.no_grad():
+    with torch.no_grad(), record_forwards(model.backbone) as records:
         predictions = model(clips, samples(2), mode='predict')
-        per_view = model.backbone.flops() + model.cls_head.flops()
+        per_view = model.backbone.flops(records[0]) + model.cls_head.flops(4 * 17)
     expected = per_view.view(2, 3).mean(1)
     assert [p.dyt_flops for p in predictions] == pytest.approx(expected.tolist())
     assert predictions[0].pred_score.shape == (5,)
     # Dense frames: T x the image ViT plus the head.
-    dense = build(dispatch=None, adapter_dim=None).eval()
+    dense = build(dispatch=None, adapter_dim=None, rate_loss=None).eval()
     with torch.no_grad():
         dense_pred = dense(clips, samples(2), mode='predict')
-        dense.backbone.forward(clips[0, :1])
-    frame = dense.backbone.frame_flops()[0].item()
+        record = ForwardRecord()
+        dense.backbone(clips[0, :1], record=record)
+    frame = DyTVisionTransformer.flops(dense.backbone, record)[0].item()
     head = dense.cls_head.cross_attn.flops(4 * 17) + 48 * 5
     assert dense_pred[0].dyt_flops == pytest.approx(4 * frame + head)
     assert 'dyt_rates' not in dense_pred[0]
@@ -120,10 +124,10 @@ def test_vit_b16_dense_8_frames_match_table6():
     (8 x 17.58 for the frames, the rest is the cross-attention head)."""
     model = build(num_classes=400, rate_loss=None, width=768, heads=12, arch='b',
                   img_size=224, patch_size=16, dispatch=None, adapter_dim=None).eval()
-    with torch.no_grad():
+    with torch.no_grad(), record_forwards(model.backbone) as records:
         model(torch.randn(1, 1, 3, 8, 224, 224), mode='tensor', stage='head')
-    backbone = model.backbone.flops().item() / 1e9
-    head = model.cls_head.flops() / 1e9
+    backbone = model.backbone.flops(records[0]).item() / 1e9
+    head = model.cls_head.flops(8 * 197) / 1e9
     assert backbone / 8 == pytest.approx(17.58, abs=0.005)
     assert head == pytest.approx(1.87, abs=0.01)
     assert backbone + head == pytest.approx(142.53, abs=0.05)

@@ -6,7 +6,13 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from mmdyt.models.backbones import DyTVisionTransformer
-from mmdyt.models.task_utils import per_sample_rates
+from mmdyt.models.record import ForwardRecord
+
+
+def run(backbone, inputs):
+    record = ForwardRecord()
+    backbone(inputs, record=record)
+    return record
 
 from .tiny import FULL_CONFIG, build_tiny
 
@@ -35,11 +41,11 @@ def test_loss_has_rate_loss_and_head_losses():
     torch.manual_seed(0)
     model = build_tiny()
     inputs, samples = make_batch(height=64, width=64)
+    model.log_efficiency = True
     losses = model.loss(inputs, samples)
-    assert {'decode.loss_ce', 'aux.loss_ce', 'loss_rate'} <= set(losses)
-    rates = model.dyt_backbone.activation_rates()
-    assert losses['loss_rate'].item() == pytest.approx(2.0 * (rates.mean().item() - 0.5)**2,
-                                                      abs=1e-5)
+    assert {'decode.loss_ce', 'aux.loss_ce', 'loss_rate', 'activation_rate'} <= set(losses)
+    rate = losses['activation_rate'].item()
+    assert losses['loss_rate'].item() == pytest.approx(2.0 * (rate - 0.5)**2, abs=1e-5)
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     gate = model.dyt_backbone.blocks[0].dispatchers['mlp'].gate.weight
     assert gate.grad is not None and gate.grad.abs().sum() > 0
@@ -81,9 +87,9 @@ def test_slide_flops_are_summed_over_windows(dyt_model):
         # 64 x 96 image, 64 x 64 crops, stride 43: windows at x = 0 and x = 32
         flops, rates = [], []
         for x1 in (0, 32):
-            backbone(inputs[:, :, :, x1:x1 + 64])
-            flops.append(backbone.flops())
-            rates.append(per_sample_rates(backbone))
+            record = run(backbone, inputs[:, :, :, x1:x1 + 64])
+            flops.append(backbone.flops(record))
+            rates.append(record.per_sample_rates())
     expected_flops = flops[0] + flops[1]
     assert flops[0][0] != flops[0][1] or flops[0][0] != flops[1][0]  # content dependent
     for i, pred in enumerate(preds):
@@ -96,8 +102,9 @@ def test_whole_flops_are_one_forward(dyt_model):
     inputs, _ = make_batch()
     with torch.no_grad():
         preds = dyt_model.predict(inputs)
-        dyt_model.backbone(inputs)
-    assert [p.metainfo['dyt_flops'] for p in preds] == dyt_model.dyt_backbone.flops().tolist()
+        record = run(dyt_model.backbone, inputs)
+    assert [p.metainfo['dyt_flops'] for p in preds] == \
+        dyt_model.dyt_backbone.flops(record).tolist()
     assert preds[0].pred_sem_seg.data.shape == (1, 64, 96)
 
 
@@ -106,9 +113,10 @@ def test_dense_baseline_slide_flops_count_every_window():
     inputs, _ = make_batch(batch_size=1)
     with torch.no_grad():
         pred = model.predict(inputs)[0]
-        model.backbone(inputs[:, :, :, :64])
+        record = run(model.backbone, inputs[:, :, :, :64])
     assert 'dyt_rates' not in pred.metainfo
-    assert pred.metainfo['dyt_flops'] == pytest.approx(2 * float(model.dyt_backbone.flops()[0]))
+    assert pred.metainfo['dyt_flops'] == pytest.approx(
+        2 * float(model.dyt_backbone.flops(record)[0]))
 
 
 def test_non_dyt_backbone_is_rejected():

@@ -2,4 +2,5 @@
 # projection instead of the Houlsby adapter; stage dropout acts on the LoRA
 # branch dropout. Merge LoRA into qkv for deployment (mmdyt.models.petl.merge_petl).
 _base_ = ['../../dyn_adapter/_base_/dyn-adapter_vit-b16.py']
-model = dict(backbone=dict(petl=None, lora_rank=8, lora_alpha=8.0))
+model = dict(backbone=dict(petl=dict(
+    _delete_=True, type='lora', rank=8, alpha=8.0, targets=['qkv'])))

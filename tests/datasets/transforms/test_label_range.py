@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mmdyt.models.segmentors import CheckLabelRange
+from mmdyt.datasets.transforms import CheckLabelRange
 
 
 def results(seg_map, reduce_zero_label=False, path='ann/a.png', label_map=None):
