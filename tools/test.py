@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmengine.evaluator import DumpResults
 from mmengine.registry import HOOKS
 
+from mmdyt.deploy import fuse_for_cpu
 from mmdyt.engine.launcher import (add_common_args, apply_common_args, build_runner,
                                    exit_cpu_distributed, parse_with_local_rank)
 
@@ -21,6 +22,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument('--show-dir', help='save the drawn predictions here')
+    parser.add_argument('--fuse-cpu', action='store_true',
+                        help='run the linear layers on oneDNN in CPU inference '
+                        '(mmdyt.deploy.fuse_for_cpu; logs why when it keeps aten)')
     return parse_with_local_rank(add_common_args(parser), argv)
 
 
@@ -56,6 +60,8 @@ def main(argv=None):
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError('--out must be a .pkl or .pickle file')
     runner = build_runner(merge_args(Config.fromfile(args.config), args))
+    if args.fuse_cpu:
+        fuse_for_cpu(runner.model)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()

@@ -100,6 +100,31 @@ def test_benchmark_prints_ratio(tmp_path, capsys):
     ratios = re.findall(r'batch (\d): ratio ([\d.]+) \(baseline time / model time', out)
     assert [r[0] for r in ratios] == ['1', '2'] and all(float(r[1]) > 0 for r in ratios)
     assert re.search(r'batch 1: baseline: [\d.]+ img/s, latency', out)
+    assert 'kernels: aten (default) on both models' in out
+
+
+@pytest.mark.parametrize('broken', [False, True])
+def test_benchmark_fuse_cpu_applies_to_both_models(tmp_path, capsys, monkeypatch, broken):
+    import torch
+
+    import mmdyt.deploy.cpu as cpu
+    if broken:
+        def no_primitive(*args):
+            raise RuntimeError('could not create a primitive descriptor')
+        monkeypatch.setattr(cpu, '_linear_pointwise', no_primitive)
+    elif cpu.probe_onednn(torch.float32):
+        pytest.skip(cpu.probe_onednn(torch.float32))
+    config = write_config(tmp_path, 'configs/cls/dyt/dyt-r0.5_vit-b16_cifar100.py')
+    out = run_tool('benchmark.py', [config, '--batch-size', 1, '--repeats', 1, '--fuse-cpu',
+                                    '--threads', 1], capsys)
+    if broken:
+        assert ('kernels: aten on both models, fuse_for_cpu fell back (model: oneDNN not '
+                'used, aten kernels kept: torch.float32: could not create') in out
+    else:
+        assert re.search(r'kernels: oneDNN via fuse_for_cpu on both models, calls from '
+                         r'33554432 multiply-adds \(model \d+ linear layers \(2 with GELU '
+                         r'fused\), baseline 8 linear layers \(2 with GELU fused\)\)', out)
+    assert 'batch 1: ratio' in out
 
 
 def test_benchmark_against_baseline_config(tmp_path, capsys):

@@ -4,11 +4,15 @@ Inference (default): throughput and latency of ``tensor`` forwards on a
 random batch, the model and the baseline interleaved after warm-up, several
 repeats; prints the median, the spread and the ratio (baseline seconds /
 model seconds, > 1 = the model is faster). The default baseline is
-mmpretrain's own ``VisionTransformer`` of the same arch.
+mmpretrain's own ``VisionTransformer`` of the same arch. Both models run
+aten's kernels unless ``--fuse-cpu`` applies ``mmdyt.deploy.fuse_for_cpu``
+to both (oneDNN linear layers, GELU fused), so the ratio always compares
+skipping against dense on equal kernels.
 
 Kernels (``--kernels``): aten's ``F.linear`` against oneDNN's inner product on
 the linear layers of the config's ViT block, at the token counts of each
-batch size with all tokens and with ``--force-rate`` of the patch tokens.
+batch size with all tokens and with ``--force-rate`` of the patch tokens,
+and the kernel each call gets after ``--fuse-cpu``.
 
 Training (``--train``): seconds per training step and peak memory of the
 model against full fine-tuning of the same ViT (the config with
@@ -34,7 +38,7 @@ from mmengine.config import DictAction
 from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
                             linear_kernel_times, load_config, summarize,
                             time_interleaved, training_step_cost)
-from mmdyt.models.layers import onednn_linear_enabled, set_onednn_linear
+from mmdyt.deploy import fuse_for_cpu
 from mmdyt.models.task_utils import find_dyt_backbone
 
 DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16)
@@ -62,9 +66,9 @@ def parse_args(argv=None):
     parser.add_argument('--force-rate', type=float,
                         help='set the gates so that this fraction of the patch tokens '
                         'is active in every layer (e.g. 0.5 or 1.0)')
-    parser.add_argument('--no-onednn', action='store_true',
-                        help="run mmdyt's linear layers on aten's (MKL) kernels instead of "
-                        'oneDNN in CPU inference, as the default baseline does')
+    parser.add_argument('--fuse-cpu', action='store_true',
+                        help='run the linear layers of both the model and the baseline on '
+                        'oneDNN (mmdyt.deploy.fuse_for_cpu; CPU inference only)')
     parser.add_argument('--kernels', action='store_true',
                         help="time aten's and oneDNN's linear kernels on the backbone's "
                         'layer shapes instead of the models')
@@ -72,7 +76,10 @@ def parse_args(argv=None):
                         help='training step time and peak memory instead of inference')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the model config, key=value')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.fuse_cpu and (args.device != 'cpu' or args.train or args.kernels):
+        parser.error('--fuse-cpu is for CPU inference (--device cpu, no --train / --kernels)')
+    return args
 
 
 def input_shape(args, backbone):
@@ -86,6 +93,23 @@ def format_stats(name, stats, batch_size):
             f'{stats["median"] * 1e3:.1f} ms (median of repeats, min '
             f'{stats["min"] * 1e3:.1f}, max {stats["max"] * 1e3:.1f}, spread '
             f'{stats["spread"] * 100:.1f}%)')
+
+
+def fuse_both(models):
+    """``fuse_for_cpu`` on every model of ``models`` (name -> model); the
+    line saying which kernels they run."""
+    reports = {name: fuse_for_cpu(model) for name, model in models.items()}
+    fused = [report.reason is None for report in reports.values()]
+    if all(fused):
+        report = next(iter(reports.values()))
+        layers = ', '.join(f'{name} {r.linears} linear layers ({r.gelus} with GELU fused)'
+                           for name, r in reports.items())
+        return (f'kernels: oneDNN via fuse_for_cpu on both models, calls from '
+                f'{report.min_multiply_adds} multiply-adds ({layers})')
+    details = '; '.join(f'{name}: {report}' for name, report in reports.items())
+    if not any(fused):
+        return f'kernels: aten on both models, fuse_for_cpu fell back ({details})'
+    return f'kernels: NOT the same on both models ({details})'
 
 
 def benchmark_inference(args):
@@ -102,9 +126,11 @@ def benchmark_inference(args):
     baseline.to(dtype)
     shape = input_shape(args, backbone)
     print(f'device {device} ({torch.cuda.get_device_name() if device.type == "cuda" else "cpu"})'
-          f', dtype {args.dtype}, threads {torch.get_num_threads()}, input {shape}, '
-          f"mmdyt linear kernels {'oneDNN' if onednn_linear_enabled() else 'aten'} "
-          '(CPU inference)')
+          f', dtype {args.dtype}, threads {torch.get_num_threads()}, input {shape}')
+    if args.fuse_cpu:
+        print(fuse_both(dict(model=model, baseline=baseline)))
+    else:
+        print('kernels: aten (default) on both models')
     for batch_size in args.batch_size:
         torch.manual_seed(0)
         inputs = torch.randn(batch_size, *shape, device=device, dtype=dtype)
@@ -205,18 +231,17 @@ def benchmark_kernels(args):
     print(f'threads {torch.get_num_threads()}, float32, C={arch["embed_dims"]}, '
           f'MLP {arch["feedforward_channels"]}, {tokens} tokens per image, '
           f'{active} at rate {rate}')
-    print('layer     tokens  aten ms  oneDNN ms  ratio  aten us/token  mmdyt uses')
+    print('layer     tokens  aten ms  oneDNN ms  ratio  aten us/token  --fuse-cpu uses')
     for row in linear_kernel_times(arch['embed_dims'], arch['feedforward_channels'], counts,
                                    args.repeats, args.warmup):
         print(f'{row["layer"]:<9} {row["tokens"]:>6} {row["aten"] * 1e3:>8.3f} '
               f'{row["onednn"] * 1e3:>10.3f} {row["ratio"]:>6.2f} '
-              f'{row["aten"] * 1e6 / row["tokens"]:>14.2f}  {row["mmdyt"]}')
+              f'{row["aten"] * 1e6 / row["tokens"]:>14.2f}  {row["fused"]}')
 
 
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    set_onednn_linear(not args.no_onednn)
     if args.train:
         benchmark_training(args)
     elif args.kernels:
