@@ -6,9 +6,8 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ..models.layers import onednn_inner_product, uses_onednn
+from ..deploy import MIN_MULTIPLY_ADDS, OneDNNLinear, probe_onednn
 from ..models.task_utils import find_dyt_backbone
 from .flops import tensor_forward
 
@@ -115,35 +114,31 @@ def time_interleaved(models, inputs, repeats=5, warmup=1, iters=1):
     return times
 
 
-class _KernelLinear(nn.Module):
-    """One linear layer (+ GELU) on aten's ``F.linear`` or oneDNN."""
-
-    def __init__(self, layer, gelu, onednn):
-        super().__init__()
-        self.layer, self.gelu, self.onednn = layer, gelu, onednn
-
-    def forward(self, x):
-        if self.onednn:
-            return onednn_inner_product(self.layer, x, gelu=self.gelu)
-        out = F.linear(x, self.layer.weight, self.layer.bias)
-        return F.gelu(out) if self.gelu else out
-
-
-def linear_kernel_times(embed_dims, hidden_dims, token_counts, repeats=10, warmup=2):
+def linear_kernel_times(embed_dims, hidden_dims, token_counts, repeats=10, warmup=2,
+                        min_multiply_adds=MIN_MULTIPLY_ADDS):
     """aten's ``F.linear`` against oneDNN's inner product on the four linear
     layers of a ViT block (qkv, proj, fc1 + GELU, fc2), random float32
-    weights, each pair interleaved by :func:`time_interleaved`.
+    weights: one :class:`~mmdyt.deploy.OneDNNLinear` with oneDNN off and
+    on, interleaved by :func:`time_interleaved`.
 
     Args:
         embed_dims (int): C.
         hidden_dims (int): MLP width.
         token_counts (list[int]): rows of the (tokens, C_in) input to time.
+        min_multiply_adds (int): the threshold of
+            :func:`~mmdyt.deploy.fuse_for_cpu` for the ``fused`` column.
 
     Returns:
         list[dict]: per layer and token count: ``layer``, ``tokens``, median
         seconds ``aten`` and ``onednn``, ``ratio`` = aten / onednn, and
-        ``mmdyt`` = the kernel mmdyt's inference picks for it.
+        ``fused`` = the kernel a layer after ``fuse_for_cpu`` picks for it.
+
+    Raises:
+        RuntimeError: oneDNN's float32 inner product does not work here.
     """
+    reason = probe_onednn(torch.float32)
+    if reason is not None:
+        raise RuntimeError(f'cannot time oneDNN here: {reason}')
     layers = {'qkv': (embed_dims, 3 * embed_dims, False),
               'proj': (embed_dims, embed_dims, False),
               'fc1+gelu': (embed_dims, hidden_dims, True),
@@ -151,16 +146,17 @@ def linear_kernel_times(embed_dims, hidden_dims, token_counts, repeats=10, warmu
     rows = []
     for name, (in_features, out_features, gelu) in layers.items():
         layer = nn.Linear(in_features, out_features)
-        models = {kernel: _KernelLinear(layer, gelu, kernel == 'onednn')
-                  for kernel in ('aten', 'onednn')}
+        models = dict(aten=OneDNNLinear(layer, gelu, dtypes=()),
+                      onednn=OneDNNLinear(layer, gelu, min_multiply_adds=0))
+        fused = OneDNNLinear(layer, gelu, min_multiply_adds=min_multiply_adds)
         for tokens in token_counts:
             x = torch.randn(tokens, in_features)
             times = time_interleaved(models, x, repeats, warmup)
             row = dict(layer=name, tokens=tokens,
                        **{k: statistics.median(v) for k, v in times.items()})
             with torch.no_grad():
-                kernel = 'oneDNN' if uses_onednn(layer, x) else 'aten'
-            rows.append(dict(row, ratio=row['aten'] / row['onednn'], mmdyt=kernel))
+                kernel = 'oneDNN' if fused.uses_onednn(x) else 'aten'
+            rows.append(dict(row, ratio=row['aten'] / row['onednn'], fused=kernel))
     return rows
 
 
