@@ -1,5 +1,6 @@
 """Helpers of ``tools/analysis_tools/benchmark.py``: the dense baseline,
 forced activation rates, interleaved timing and training-step cost."""
+import contextlib
 import resource
 import statistics
 import time
@@ -8,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..deploy import MIN_MULTIPLY_ADDS, OneDNNLinear, probe_onednn
+from ..models.record import ForwardRecord, record_forwards
 from ..models.task_utils import find_dyt_backbone
 from .flops import tensor_forward
 
@@ -64,8 +66,9 @@ def force_activation_rate(backbone, rate, inputs):
         finally:
             for handle in handles:
                 handle.remove()
-    backbone(inputs)
-    return backbone.activation_rates()
+    record = ForwardRecord()
+    backbone(inputs, record=record)
+    return record.activation_rates()
 
 
 def summarize(times):
@@ -222,13 +225,16 @@ def training_step_cost(model, inputs, steps=3, warmup=1):
     for step in range(warmup + steps):
         _sync(inputs.device)
         start = time.perf_counter()
-        outs = tensor_forward(model, inputs)
+        with contextlib.ExitStack() as stack:
+            records = (stack.enter_context(record_forwards(backbone))
+                       if backbone is not None else [])
+            outs = tensor_forward(model, inputs)
         outs = outs if isinstance(outs, (tuple, list)) else [outs]
         loss = sum(o.float().pow(2).mean() for o in outs)
-        if backbone is not None:
-            for mask in backbone.masks():
+        for record in records:
+            for mask in record.masks():
                 if mask.requires_grad:
-                    loss = loss + mask[:, backbone.num_fixed_tokens:].mean()
+                    loss = loss + mask[:, record.num_fixed_tokens:].mean()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

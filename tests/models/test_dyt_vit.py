@@ -322,3 +322,24 @@ def test_load_state_dict_refuses_other_arch_even_non_strict():
     with pytest.raises(ValueError, match=r'0\.cls_token has shape \(1, 1, 96\).*\(1, 1, 48\)'):
         wrapper.load_state_dict({f'0.{k}': v for k, v in wider.state_dict().items()},
                                 strict=False)
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_bfloat16_cpu_inference_skips_like_float32(variant):
+    """CPU bfloat16 inference (PyTorch's own kernels, no opt-in deploy step)
+    runs both paths and stays close to float32."""
+    torch.manual_seed(0)
+    model = tiny_vit(dispatch=variant, adapter_dim=8, out_type='raw').eval()
+    randomize_adapters(model)
+    force_rate(model, 0.5)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)[0]
+        half = model.to(torch.bfloat16)
+        skipped, record = run(half, x.bfloat16())
+        half.skip_inactive = False
+        masked = half(x.bfloat16())[0]
+    assert skipped[0].dtype == torch.bfloat16
+    assert 0 < record.activation_rates().mean() < 1
+    assert (skipped[0].float() - expected).abs().max() < 0.1
+    assert (masked.float() - expected).abs().max() < 0.1

@@ -113,18 +113,17 @@ class EarlyExitClassifier(DyTTaskMixin, BaseClassifier):
         """lambda_l per exit (the loss is ``sum_l lambda_l * CE_l``)."""
         self.loss_weights = self._check_per_exit('loss_weights', weights)
 
-    def stage_blocks(self, stage):
-        """0-based indices of the blocks of stage ``stage`` (0-based)."""
-        start = self.exit_layers[stage - 1] if stage else 0
-        return range(start, self.exit_layers[stage])
+    def stage_range(self, stage):
+        """(start, stop) indices of the blocks of stage ``stage`` (0-based)."""
+        return (self.exit_layers[stage - 1] if stage else 0), self.exit_layers[stage]
 
     def set_stage_dropout(self, shallow=0.5, deep=0.1):
         """Forward sparsification: dropout ``shallow`` in the PETL modules of
         the first ``num_shallow_stages`` stages, ``deep`` in the others."""
         for stage in range(self.num_exits):
-            rate = shallow if stage < self.num_shallow_stages else deep
-            for index in self.stage_blocks(stage):
-                set_dropout(self.backbone.blocks[index], rate)
+            start, stop = self.stage_range(stage)
+            set_dropout(self.backbone.blocks[start:stop],
+                        shallow if stage < self.num_shallow_stages else deep)
 
     # ---- forward ------------------------------------------------------------
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -166,12 +165,12 @@ class EarlyExitClassifier(DyTTaskMixin, BaseClassifier):
         alive = torch.arange(x.shape[0], device=x.device)
         heads_flops = 0
         exits = []
-        for j, (head, layer) in enumerate(zip(self.heads, self.exit_layers)):
-            x = backbone.run_blocks(x, record, self.exit_layers[j - 1] if j else 0, layer,
-                                    rows=alive)
+        for j, head in enumerate(self.heads):
+            start, stop = self.stage_range(j)
+            x = backbone.run_blocks(x, record, start, stop, rows=alive)
             logits = head(x[:, 0])
             heads_flops += head.flops()
-            flops = backbone.flops(record, stop=layer)[alive.cpu()] + heads_flops
+            flops = backbone.flops(record, stop=stop)[alive.cpu()] + heads_flops
             exits.append((alive, logits, flops))
             if thresholds is not None and j < self.num_exits - 1:
                 stay = ~reaches_threshold(logits.softmax(-1).max(-1).values, thresholds[j])

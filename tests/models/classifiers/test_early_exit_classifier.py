@@ -11,6 +11,7 @@ from mmdyt.evaluation import EarlyExitMetric  # noqa: E402
 from mmdyt.models.flops import conv_patch_flops  # noqa: E402
 from mmdyt.models.heads.early_exit import first_exit  # noqa: E402
 from mmdyt.models.record import BlockRecord, ForwardRecord  # noqa: E402
+from peft_checks import assert_tuned_only_round_trip  # noqa: E402
 
 TINY = dict(embed_dims=48, num_layers=6, num_heads=3, feedforward_channels=96)
 BACKBONES = {
@@ -156,3 +157,20 @@ def test_metric_reports_accuracy_flops_and_histogram():
     assert (result['exit0_ratio'], result['exit1_ratio'], result['exit2_ratio']) == (0.5, 0, 0.5)
     assert result['exit0_accuracy'] == 100.0 and result['exit2_accuracy'] == 50.0
     assert 'exit1_accuracy' not in result
+
+
+def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):
+    x = torch.randn(3, 3, 32, 32)
+
+    def build_seeded(seed):
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            torch.manual_seed(seed)
+            return MODELS.build(dict(
+                type='EarlyExitClassifier', num_classes=5, exit_interval=2,
+                backbone=dict(type='DyTVisionTransformer', arch=TINY, img_size=32,
+                              patch_size=8, **BACKBONES['dyt']))).train()
+
+    def predict(model):
+        return torch.stack([s.pred_score for s in model.predict(x)])
+
+    assert_tuned_only_round_trip(build_seeded, predict, tmp_path)

@@ -6,6 +6,7 @@ from mmaction.structures import ActionDataSample
 import mmdyt  # noqa: F401
 from mmdyt.models.backbones import DyTVisionTransformer, FrameDyTVisionTransformer
 from mmdyt.models.record import ForwardRecord, record_forwards
+from peft_checks import assert_tuned_only_round_trip
 
 DEFAULT_SCOPE = 'mmaction'
 TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
@@ -131,3 +132,16 @@ def test_vit_b16_dense_8_frames_match_table6():
     assert backbone / 8 == pytest.approx(17.58, abs=0.005)
     assert head == pytest.approx(1.87, abs=0.01)
     assert backbone + head == pytest.approx(142.53, abs=0.05)
+
+
+def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):
+    clips = torch.randn(2, 1, 3, 4, 32, 32)
+
+    def build_seeded(seed):
+        torch.manual_seed(seed)
+        return build()
+
+    def predict(model):
+        return torch.stack([s.pred_score for s in model(clips, samples(2), mode='predict')])
+
+    assert_tuned_only_round_trip(build_seeded, predict, tmp_path)

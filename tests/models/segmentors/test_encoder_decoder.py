@@ -7,6 +7,7 @@ from mmseg.structures import SegDataSample
 
 from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.record import ForwardRecord
+from peft_checks import assert_tuned_only_round_trip
 
 
 def run(backbone, inputs):
@@ -126,3 +127,17 @@ def test_non_dyt_backbone_is_rejected():
                                        num_layers=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]))
     with pytest.raises(TypeError, match='needs a DyTVisionTransformer backbone'):
         model.dyt_backbone
+
+
+def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):
+    inputs, samples = make_batch()
+
+    def build(seed):
+        torch.manual_seed(seed)
+        return build_tiny()
+
+    def predict(model):
+        return torch.stack([s.seg_logits.data for s in
+                            model.predict(inputs, [s.clone() for s in samples])])
+
+    assert_tuned_only_round_trip(build, predict, tmp_path)
