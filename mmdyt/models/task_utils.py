@@ -3,17 +3,17 @@ tuned-only checkpoints, the losses and log scalars of a forward record, and
 the efficiency figures each prediction carries to the metric."""
 from mmengine.registry import MODELS
 
-from .backbones import DyTVisionTransformer, load_vit_checkpoint
+from .backbones import DyTBackbone
 from .peft_state import install_peft_state
 from .record import record_forwards
 
 
 def find_dyt_backbone(model):
-    """The first :class:`DyTVisionTransformer` inside ``model`` (a backbone,
-    a wrapper around one, or a whole classifier / segmentor / recognizer), or
-    None."""
+    """The first :class:`DyTBackbone` (e.g. :class:`DyTVisionTransformer`)
+    inside ``model`` (a backbone, a wrapper around one, or a whole
+    classifier / segmentor / recognizer), or None."""
     for module in model.modules():
-        if isinstance(module, DyTVisionTransformer):
+        if isinstance(module, DyTBackbone):
             return module
     return None
 
@@ -66,12 +66,11 @@ class DyTTaskMixin:
             raise ValueError(f'{type(self).__name__}: rate_loss needs a backbone with token '
                              'dispatchers (dispatch is None): set rate_loss=None')
         self.log_efficiency = False
-        install_peft_state(self, lambda: backbone.pretrained,
-                           lambda path: load_vit_checkpoint(backbone, path))
+        install_peft_state(self, lambda: backbone.pretrained, backbone.load_pretrained)
 
     @property
     def dyt_backbone(self):
-        """The :class:`DyTVisionTransformer` inside ``self.backbone``."""
+        """The :class:`DyTBackbone` inside ``self.backbone``."""
         return require_dyt_backbone(self.backbone, type(self).__name__)
 
     def recorded(self, function, *args, **kwargs):

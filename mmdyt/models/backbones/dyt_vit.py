@@ -26,13 +26,13 @@ import warnings
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
 from ..flops import conv_patch_flops, layer_norm_flops, linear_flops
 from ..layers import TokenDispatcher, build_adapter, dispatched_part, drop_path, resize_pos_embed
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
+from .base import DyTBackbone
 from .checkpoint import load_vit_checkpoint, upgrade_legacy_keys
 
 ARCHS = {
@@ -49,11 +49,11 @@ OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw')
 #: ``(name, has_adapter, has_dispatcher)``. 'attn' is the attention
 #: sub-layer, 'mlp' the MLP (also AdaptFormer's adapter place), 'layer' both.
 DISPATCH_TABLE = {
-    None: (('attn', False, False), ('mlp', True, False)),
     'mlp': (('attn', False, False), ('mlp', True, True)),
     'attn': (('attn', True, True), ('mlp', False, False)),
     'attn_mlp': (('attn', True, True), ('mlp', True, True)),
     'layer': (('layer', True, True), ),
+    None: (('attn', False, False), ('mlp', True, False)),
 }
 
 
@@ -161,7 +161,7 @@ class DyTBlock(nn.Module):
                  num_fixed_tokens=1, tau=5.0, drop_path_rate=0.0, qkv_bias=True):
         super().__init__()
         if dispatch not in DISPATCH_TABLE:
-            raise ValueError(f'dispatch must be one of {list(DISPATCH_TABLE)}, got {dispatch!r}')
+            raise ValueError(f'dispatch must be one of {tuple(DISPATCH_TABLE)}, got {dispatch!r}')
         self.dispatch = dispatch
         self.drop_path_rate = drop_path_rate
         self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
@@ -240,7 +240,7 @@ def _per_row(value, rows, batch_size):
 
 
 @MODELS.register_module()
-class DyTVisionTransformer(BaseModule):
+class DyTVisionTransformer(DyTBackbone):
     """Vision Transformer with Dynamic Tuning and the PEFT baselines.
 
     Args:
@@ -298,7 +298,7 @@ class DyTVisionTransformer(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.arch_settings = self._parse_arch(arch)
         if dispatch not in DISPATCH_TABLE:
-            raise ValueError(f'dispatch must be one of {list(DISPATCH_TABLE)}, '
+            raise ValueError(f'dispatch must be one of {tuple(DISPATCH_TABLE)}, '
                              f'got {dispatch!r}')
         if out_type not in OUT_TYPES:
             raise ValueError(f'out_type must be one of {OUT_TYPES}, got {out_type!r}')
@@ -406,26 +406,14 @@ class DyTVisionTransformer(BaseModule):
     def init_weights(self):
         """Load ``pretrained`` (if any) into the ViT weights."""
         if self.pretrained is not None:
-            load_vit_checkpoint(self, self.pretrained)
+            self.load_pretrained(self.pretrained)
         elif self.init_cfg is not None:
             super().init_weights()
 
-    def _set_trainable(self):
-        if not self.freeze_pretrained:
-            return
-        for name, param in self.named_parameters():
-            param.requires_grad = self.is_tuning_parameter(name)
+    def load_pretrained(self, checkpoint):
+        """Load a ViT checkpoint (mmpretrain, timm or original ``.npz``)."""
+        load_vit_checkpoint(self, checkpoint)
 
-    #: Substrings of the parameter names of PEFT modules; anything else is a
-    #: pretrained ViT weight (frozen unless ``freeze_pretrained=False``).
-    TUNING_KEYS = ('adapters.', 'dispatchers.', 'lora_', 'prompts', 'petl_')
-
-    @classmethod
-    def is_tuning_parameter(cls, name):
-        """Whether a parameter belongs to the PEFT modules (not the ViT)."""
-        return any(key in name for key in cls.TUNING_KEYS)
-
-    # ---- run-time controls --------------------------------------------------
     def dispatchers(self):
         """All token dispatchers, block by block."""
         return [d for block in self.blocks for d in block.dispatchers.values()]
@@ -435,10 +423,6 @@ class DyTVisionTransformer(BaseModule):
         order."""
         return [f'blocks.{i}.{part}' for i, block in enumerate(self.blocks)
                 for part in block.dispatchers]
-
-    def set_tau(self, tau):
-        for dispatcher in self.dispatchers():
-            dispatcher.tau = tau
 
     # ---- FLOPs of a forward -------------------------------------------------
     def flops_by_part(self, record, stop=None):
@@ -471,10 +455,6 @@ class DyTVisionTransformer(BaseModule):
             parts['norm'] = _per_row(layer_norm_flops(self.norm, last.num_tokens), last.rows,
                                      batch_size)
         return parts
-
-    def flops(self, record, stop=None):
-        """(B,) float64 multiply-adds per sample: :meth:`flops_by_part` summed."""
-        return sum(self.flops_by_part(record, stop).values())
 
     # ---- forward ----------------------------------------------------------
     def embed(self, x, record=None):

@@ -1,0 +1,58 @@
+"""What every DyT backbone (the ViT, Swin, ...) offers the task glue, the
+hooks and the tools."""
+from mmengine.model import BaseModule
+
+
+class DyTBackbone(BaseModule):
+    """Base of the backbones with token dispatchers and PEFT modules.
+
+    A subclass builds its modules, then calls :meth:`_set_trainable`; it
+    implements :meth:`dispatchers`, :meth:`dispatcher_names`,
+    :meth:`flops_by_part` (from the :class:`~mmdyt.models.record.ForwardRecord`
+    its forward fills) and :meth:`load_pretrained`.
+
+    Attributes:
+        pretrained (str | None): the base checkpoint the frozen weights come
+            from (tuned-only checkpoints name it).
+        freeze_pretrained (bool): whether the pretrained weights are frozen.
+    """
+
+    #: Substrings of the parameter names of PEFT modules; anything else is a
+    #: pretrained weight (frozen unless ``freeze_pretrained=False``).
+    TUNING_KEYS = ('adapters.', 'dispatchers.', 'lora_', 'prompts', 'petl_')
+
+    @classmethod
+    def is_tuning_parameter(cls, name):
+        """Whether a parameter belongs to the PEFT modules (not the backbone)."""
+        return any(key in name for key in cls.TUNING_KEYS)
+
+    def _set_trainable(self):
+        if not self.freeze_pretrained:
+            return
+        for name, param in self.named_parameters():
+            param.requires_grad = self.is_tuning_parameter(name)
+
+    def dispatchers(self):
+        """All token dispatchers, in :meth:`dispatcher_names` order."""
+        raise NotImplementedError
+
+    def dispatcher_names(self):
+        """The names the forward record gives the dispatchers' masks."""
+        raise NotImplementedError
+
+    def set_tau(self, tau):
+        for dispatcher in self.dispatchers():
+            dispatcher.tau = tau
+
+    def load_pretrained(self, checkpoint):
+        """Load pretrained weights (a file path or a read state dict)."""
+        raise NotImplementedError
+
+    def flops_by_part(self, record, stop=None):
+        """dict part -> (B,) float64 multiply-adds of the forward ``record``
+        describes (blocks before ``stop`` only, when given)."""
+        raise NotImplementedError
+
+    def flops(self, record, stop=None):
+        """(B,) float64 multiply-adds per sample: :meth:`flops_by_part` summed."""
+        return sum(self.flops_by_part(record, stop).values())
