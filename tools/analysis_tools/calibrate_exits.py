@@ -4,10 +4,13 @@ FLOPs budget on the validation split, and write them into a new config.
     python tools/analysis_tools/calibrate_exits.py CONFIG CHECKPOINT --budget 0.5
 
 Every validation sample runs every exit once (mergeable PETL modules merged
-first, as deployed); a threshold shared by the early exits is then chosen as
-the highest one whose mean FLOPs (blocks, heads, embedding and final norm a
-sample runs) stay within ``budget`` x the full-depth backbone FLOPs (the same
-pass without heads). The new config (default: next to the checkpoint,
+first, as deployed); thresholds are then chosen so that the mean FLOPs
+(blocks, heads, embedding and final norm a sample runs) stay within
+``budget`` x the full-depth backbone FLOPs (the same pass without heads):
+one per early exit by a greedy search (``--mode per_exit``, default) or the
+highest one shared by the early exits (``--mode shared``). The table printed
+gives, per exit, the threshold, the share of samples leaving there and their
+accuracy. The new config (default: next to the checkpoint,
 ``<config>_budget50.py``) is the given one with ``model.thresholds`` set;
 test it with tools/test.py.
 """
@@ -19,7 +22,8 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from mmdyt.analysis import build_model, load_config
-from mmdyt.engine.exit_calibration import calibrate_model_exits
+from mmdyt.engine.exit_calibration import (CALIBRATION_MODES, calibrate_model_exits,
+                                           format_exit_table)
 from mmdyt.models.petl import merge_petl
 
 
@@ -29,6 +33,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='trained checkpoint')
     parser.add_argument('--budget', type=float, default=0.5,
                         help='mean FLOPs as a fraction of the full backbone, in (0, 1]')
+    parser.add_argument('--mode', choices=CALIBRATION_MODES, default='per_exit',
+                        help='one threshold per early exit, or one shared by them')
     parser.add_argument('--out', help='new config file (default: next to the checkpoint)')
     parser.add_argument('--no-merge', action='store_true',
                         help='measure with LoRA / RepAdapter unmerged')
@@ -47,7 +53,7 @@ def main(argv=None):
         merge_petl(model)
         model.eval()
     thresholds, stats = calibrate_model_exits(
-        model, Runner.build_dataloader(cfg.val_dataloader), args.budget)
+        model, Runner.build_dataloader(cfg.val_dataloader), args.budget, args.mode)
     reference = stats['backbone_flops']
 
     cfg.model.thresholds = thresholds
@@ -56,12 +62,13 @@ def main(argv=None):
                                f'{stem}_budget{round(args.budget * 100)}.py')
     with open(out, 'w') as f:
         f.write(f'# {stem} with exit thresholds calibrated to {args.budget:.0%} of the '
-                f'backbone FLOPs on the val split\n' + cfg.pretty_text)
+                f'backbone FLOPs on the val split ({args.mode})\n' + cfg.pretty_text)
     print(f'thresholds: {[round(t, 6) for t in thresholds]}')
     print(f"val accuracy {stats['accuracy']:.2f} (last head only "
           f"{stats['last_head_accuracy']:.2f}), mean GFLOPs {stats['flops'] / 1e9:.4f} = "
           f"{stats['flops'] / reference:.1%} of the backbone ({reference / 1e9:.4f}), "
           f"exit histogram {stats['histogram']}")
+    print(format_exit_table(stats['per_exit']))
     print(f'written {out}')
     return thresholds
 

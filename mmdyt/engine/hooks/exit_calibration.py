@@ -4,7 +4,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ..exit_calibration import calibrate_model_exits
+from ..exit_calibration import CALIBRATION_MODES, calibrate_model_exits, format_exit_table
 from ...models.petl import merge_petl
 
 
@@ -22,13 +22,19 @@ class ExitCalibrationHook(Hook):
             base configs carry this hook, and a budget config only sets
             ``exit_budget = 0.5``); without either the thresholds of the
             config are kept.
+        mode (str): 'per_exit' (one threshold per early exit, greedy
+            search) or 'shared' (one threshold for all early exits); see
+            :mod:`mmdyt.engine.exit_calibration`.
     """
     priority = 'LOW'
 
-    def __init__(self, budget=None):
+    def __init__(self, budget=None, mode='per_exit'):
         if budget is not None and not 0 < budget <= 1:
             raise ValueError(f'budget must be in (0, 1], got {budget}')
+        if mode not in CALIBRATION_MODES:
+            raise ValueError(f'mode must be one of {CALIBRATION_MODES}, got {mode!r}')
         self.budget = budget
+        self.mode = mode
 
     def before_test(self, runner):
         budget = self.budget if self.budget is not None else runner.cfg.get('exit_budget')
@@ -42,9 +48,11 @@ class ExitCalibrationHook(Hook):
                              f'got {type(model).__name__}')
         merge_petl(model)
         model.eval()
-        thresholds, stats = calibrate_model_exits(model, runner.val_dataloader, budget)
+        thresholds, stats = calibrate_model_exits(model, runner.val_dataloader, budget,
+                                                  self.mode)
         model.thresholds = thresholds
-        print_log(f'ExitCalibrationHook: thresholds {[round(t, 4) for t in thresholds]} for '
-                  f'{budget:.0%} of the backbone FLOPs: on val {stats["accuracy"]:.2f} % '
-                  f'top-1 at {stats["flops"] / stats["backbone_flops"]:.1%}, exits '
-                  f'{stats["histogram"]}', logger='current')
+        print_log(f'ExitCalibrationHook ({self.mode}): thresholds '
+                  f'{[round(t, 4) for t in thresholds]} for {budget:.0%} of the backbone '
+                  f'FLOPs: on val {stats["accuracy"]:.2f} % top-1 at '
+                  f'{stats["flops"] / stats["backbone_flops"]:.1%}, exits {stats["histogram"]}\n'
+                  + format_exit_table(stats['per_exit']), logger='current')

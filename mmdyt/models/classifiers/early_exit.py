@@ -68,8 +68,6 @@ class EarlyExitClassifier(DyTTaskMixin, BaseClassifier):
         if self.dyt_backbone is not self.backbone:
             raise TypeError('EarlyExitClassifier needs a DyTVisionTransformer backbone, '
                             f'got {type(self.backbone).__name__}')
-        if self.backbone.num_prompts:
-            raise ValueError('EarlyExitClassifier does not support VPT prompts (num_prompts > 0)')
         num_layers = self.backbone.num_layers
         if exit_layers is None:
             if exit_interval < 1 or num_layers % exit_interval:

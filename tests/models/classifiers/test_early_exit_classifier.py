@@ -19,6 +19,7 @@ BACKBONES = {
     'lora': dict(dispatch=None, adapter_dim=None, petl=dict(type='lora', rank=4)),
     'rep_adapter': dict(dispatch=None, adapter_dim=None, petl=dict(type='rep_adapter')),
     'dyt': dict(dispatch='mlp', adapter_dim=8),
+    'vpt': dict(dispatch=None, adapter_dim=None, num_prompts=3),
 }
 
 
@@ -174,3 +175,29 @@ def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):
         return torch.stack([s.pred_score for s in model.predict(x)])
 
     assert_tuned_only_round_trip(build_seeded, predict, tmp_path)
+
+
+def test_vpt_prompts_go_through_the_stepping_api():
+    """Each stage puts its blocks' prompts in: early exits of a VPT-deep
+    backbone equal running the backbone to that block."""
+    model = build('vpt')
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        exits, record = model.run_exits(x)
+        model.backbone.out_type = 'cls_token'
+        model.backbone.out_indices = [1]
+        cls_after_block2 = model.backbone(x)[0]
+    torch.testing.assert_close(exits[0][1], model.heads[0](cls_after_block2))
+    assert record.num_tokens == 1 + 3 + 16
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        exits, _ = model.run_exits(x)
+        model.thresholds = [exits[0][1].softmax(-1).max(-1).values.median().item(), 1.0, 1.0]
+        preds = model.predict(x)
+    left = [p.exit_index == 0 for p in preds]
+    assert 0 < sum(left) < 8
+    for i, p in enumerate(preds):
+        j = 0 if left[i] else 2
+        torch.testing.assert_close(p.pred_score, exits[j][1][i].softmax(-1))
+    trainable = {n for n, p in model.backbone.named_parameters() if p.requires_grad}
+    assert trainable == {'prompts'}
