@@ -4,6 +4,7 @@ the efficiency figures each prediction carries to the metric."""
 from mmengine.registry import MODELS
 
 from .backbones import DyTBackbone
+from .backbones.checkpoint import pop_pretrained_init
 from .peft_state import install_peft_state
 from .record import record_forwards
 
@@ -61,6 +62,14 @@ class DyTTaskMixin:
 
     def init_dyt(self, rate_loss=None):
         backbone = self.dyt_backbone
+        self.init_cfg, pretrained_init = pop_pretrained_init(self.init_cfg)
+        if pretrained_init is not None:
+            if backbone.pretrained is not None:
+                raise ValueError(f'{type(self).__name__}: both the model (pretrained= or '
+                                 'init_cfg Pretrained) and the backbone set a pretrained '
+                                 'checkpoint')
+            backbone.pretrained = pretrained_init['checkpoint']
+            backbone.pretrained_prefix = pretrained_init.get('prefix')
         self.rate_loss = build_rate_loss(rate_loss)
         if self.rate_loss is not None and not backbone.dispatchers():
             raise ValueError(f'{type(self).__name__}: rate_loss needs a backbone with token '

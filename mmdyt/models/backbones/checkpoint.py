@@ -137,20 +137,62 @@ def _grid(num_patches):
     return side, side
 
 
-def load_vit_checkpoint(model, checkpoint):
+def pop_pretrained_init(init_cfg):
+    """Split mmengine's ``dict(type='Pretrained', checkpoint=..., prefix=...)``
+    out of an ``init_cfg`` (a dict, a list of dicts or None).
+
+    Returns:
+        tuple: (the other init_cfg entries or None, the Pretrained entry or
+        None).
+    """
+    entries = [] if init_cfg is None else list(init_cfg) if isinstance(
+        init_cfg, (list, tuple)) else [init_cfg]
+    pretrained = [entry for entry in entries if entry.get('type') == 'Pretrained']
+    if len(pretrained) > 1:
+        raise ValueError(f'init_cfg has {len(pretrained)} Pretrained entries, expected one')
+    rest = [entry for entry in entries if entry.get('type') != 'Pretrained']
+    return (rest or None), (pretrained[0] if pretrained else None)
+
+
+def _with_prefix(checkpoint, prefix, source):
+    """The keys of ``checkpoint`` (unwrapped) that start with ``prefix``,
+    with the prefix removed (mmengine's ``Pretrained`` ``prefix``)."""
+    for wrapper in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+    selected = {k[len(prefix):]: v for k, v in checkpoint.items() if k.startswith(prefix)}
+    if not selected:
+        raise ValueError(f'checkpoint {source} has no keys with the prefix {prefix!r}')
+    return selected
+
+
+#: First name components of ViT weights (mmdyt / timm and mmpretrain names):
+#: a checkpoint key starting with one that the backbone lacks is a ViT weight
+#: that would be lost.
+VIT_KEY_ROOTS = ('patch_embed', 'cls_token', 'pos_embed', 'blocks', 'norm', 'prompts',
+                 'layers', 'ln1', 'ln2', 'pre_norm')
+
+
+def load_vit_checkpoint(model, checkpoint, prefix=None):
     """Load pretrained ViT weights into ``model``.
 
     Args:
         model (DyTVisionTransformer): the backbone.
         checkpoint (str | dict): a file path or an already read checkpoint.
+        prefix (str | None): take only the keys starting with it (e.g.
+            ``'backbone.'`` of a whole-classifier checkpoint); None takes
+            every key, ``backbone.`` / ``module.`` removed.
 
     Raises:
         ValueError: a tensor's shape does not fit (the key and both shapes are
-            named), a ViT weight is missing, or the file cannot be read.
+            named), a ViT weight is missing or left unmatched, or the file
+            cannot be read.
     """
     source = checkpoint if isinstance(checkpoint, str) else 'the given state dict'
     if isinstance(checkpoint, str):
         checkpoint = read_checkpoint(checkpoint)
+    if prefix:
+        checkpoint = _with_prefix(checkpoint, prefix, source)
     state = convert_state_dict(checkpoint, model.num_layers)
     own = model.state_dict()
     if 'pos_embed' in state and state['pos_embed'].shape != own['pos_embed'].shape:
@@ -168,6 +210,13 @@ def load_vit_checkpoint(model, checkpoint):
         raise ValueError(f'checkpoint {source} lacks {len(missing)} ViT weights, e.g. '
                          f'{missing[:5]} (another depth or not a ViT checkpoint?)')
     unexpected = sorted(k for k in state if k not in own)
+    unused = () if model.final_norm else ('norm', )
+    unmatched = [k for k in unexpected
+                 if k.split('.')[0] in VIT_KEY_ROOTS and k.split('.')[0] not in unused]
+    if unmatched:
+        raise ValueError(f'checkpoint {source} has {len(unmatched)} ViT weights this backbone '
+                         f'has no place for, e.g. {unmatched[:5]} (another ViT variant, e.g. '
+                         'layer scale, or another dispatch / adapter setting?)')
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     logger = MMLogger.get_current_instance()
     logger.info(f'Loaded ViT weights from {source}; ignored {len(unexpected)} keys '

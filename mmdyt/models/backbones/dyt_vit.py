@@ -33,7 +33,7 @@ from ..layers import TokenDispatcher, build_adapter, dispatched_part, drop_path,
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from .base import DyTBackbone
-from .checkpoint import load_vit_checkpoint, upgrade_legacy_keys
+from .checkpoint import load_vit_checkpoint, pop_pretrained_init, upgrade_legacy_keys
 
 ARCHS = {
     't': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
@@ -275,6 +275,9 @@ class DyTVisionTransformer(DyTBackbone):
             (True) or run the masked path (False, for checking).
         pretrained (str | None): ViT checkpoint (mmpretrain, timm or original
             ``.npz``) loaded by :meth:`init_weights`.
+        init_cfg (dict | list | None): mmengine's; a
+            ``dict(type='Pretrained', checkpoint=..., prefix=...)`` entry is
+            taken as ``pretrained`` (same key mapping and checks).
         petl (dict | list[dict] | None): PETL layers patched in by
             :func:`mmdyt.models.petl.apply_petl`, e.g.
             ``dict(type='lora', rank=8, alpha=8, targets=['qkv'])``,
@@ -295,7 +298,14 @@ class DyTVisionTransformer(DyTBackbone):
                  out_type='cls_token', out_indices=-1, final_norm=True,
                  drop_path_rate=0.0, skip_inactive=True, qkv_bias=True,
                  pretrained=None, petl=None, init_cfg=None):
+        init_cfg, pretrained_init = pop_pretrained_init(init_cfg)
+        if pretrained_init is not None:
+            if pretrained is not None:
+                raise ValueError('set the ViT checkpoint once: pretrained= or '
+                                 "init_cfg=dict(type='Pretrained'), not both")
+            pretrained = pretrained_init['checkpoint']
         super().__init__(init_cfg=init_cfg)
+        self.pretrained_prefix = pretrained_init.get('prefix') if pretrained_init else None
         self.arch_settings = self._parse_arch(arch)
         if dispatch not in DISPATCH_TABLE:
             raise ValueError(f'dispatch must be one of {tuple(DISPATCH_TABLE)}, '
@@ -411,8 +421,9 @@ class DyTVisionTransformer(DyTBackbone):
             super().init_weights()
 
     def load_pretrained(self, checkpoint):
-        """Load a ViT checkpoint (mmpretrain, timm or original ``.npz``)."""
-        load_vit_checkpoint(self, checkpoint)
+        """Load a ViT checkpoint (mmpretrain, timm or original ``.npz``),
+        the keys under ``pretrained_prefix`` when one is set."""
+        load_vit_checkpoint(self, checkpoint, self.pretrained_prefix)
 
     def dispatchers(self):
         """All token dispatchers, block by block."""
