@@ -14,9 +14,17 @@ Two paths, identical in evaluation:
   ``(B * N, C)`` view with ``index_select``, only they run the part, and the
   results are added back with ``index_add_``. Parts that mix tokens
   (attention) get the active tokens packed per sample (:class:`PackedTokens`).
+  It traces with torch.export (the token counts are data-dependent sizes)
+  and refuses ``torch.jit.trace``, which would freeze one activation pattern.
+
+Capacity mode (``capacity``, for static shapes) gathers a fixed number of
+tokens per sample by gate logit and runs the masked form on them.
 """
+import math
+
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from .adapter import Adapter
 
@@ -41,13 +49,16 @@ class PackedTokens:
         flat_index (Tensor): (S,) rows of the (B * N, C) view that are active.
         padded_index (Tensor): (S,) rows of a (B * K_max, C) padded view where
             each active token goes, samples packed to the left.
-        key_padding (Tensor): (B, 1, 1, K_max) bool, True for real keys.
+        key_padding (Tensor): (B, 1, K_max, K_max) bool (expanded), True for
+            real keys.
     """
 
     def __init__(self, mask, flat_index=None):
         batch_size = mask.shape[0]
         counts = mask.sum(1)
-        self.max_count = int(counts.max())
+        # a data-dependent size under torch.export, >= 1 (fixed tokens are active)
+        self.max_count = counts.max().item()
+        torch._check(self.max_count > 0)
         self.batch_size = batch_size
         self.flat_index = (mask.flatten().nonzero().squeeze(1)
                            if flat_index is None else flat_index)
@@ -55,7 +66,8 @@ class PackedTokens:
         sample = self.flat_index // mask.shape[1]
         self.padded_index = sample * self.max_count + slot
         self.key_padding = (torch.arange(self.max_count, device=mask.device) <
-                            counts[:, None])[:, None, None, :]
+                            counts[:, None])[:, None, None, :].expand(
+                                -1, -1, self.max_count, -1)
 
     def to_padded(self, tokens):
         """(S, D) packed tokens -> (B, K_max, D), zero padded."""
@@ -83,7 +95,8 @@ def with_adapter(x, adapter):
 
 
 def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False,
-                    pack=False, drop_path_rate=0.0, training=False):
+                    pack=False, drop_path_rate=0.0, training=False, capacity=None,
+                    capacity_stats=None):
     """One part of a block: ``x + M * delta(x) + adapter(x)``.
 
     Args:
@@ -100,6 +113,11 @@ def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False
         pack (bool): whether ``delta`` mixes tokens and needs the packing.
         drop_path_rate (float): stochastic depth of ``delta``'s output.
         training (bool): whether stochastic depth is active.
+        capacity (float | None): in (0, 1]; with ``skip_inactive``, capacity
+            mode instead of skipping (see :func:`_capacity`).
+        capacity_stats (dict | None): filled in capacity mode with
+            ``tokens`` (int, tokens computed per sample) and ``overflow``
+            ((B,) active tokens left out for lack of capacity).
 
     Returns:
         tuple: (B, N, C) tokens and the (B, N) mask (None without a
@@ -109,6 +127,8 @@ def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False
         out = x + drop_path(delta(x), drop_path_rate, training)
         return (out + adapter(x) if adapter is not None else out), None
     mask = dispatcher(x)
+    if skip_inactive and capacity is not None:
+        return _capacity(x, mask, dispatcher, delta, adapter, capacity, capacity_stats), mask
     if skip_inactive:
         return _skip(x, mask, delta, adapter, pack), mask
     update = adapter(x) if adapter is not None else 0
@@ -117,15 +137,67 @@ def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False
     return x + drop_path(out, drop_path_rate, training) + update, mask
 
 
+#: Why the skipping path refuses to be traced.
+TRACE_ERROR = (
+    'the skipping path (skip_inactive=True) cannot be traced: torch.jit.trace and '
+    'torch.onnx.export(dynamo=False) freeze the activation pattern of the example input and '
+    'give wrong results on other inputs. Export the masked path (skip_inactive=False, '
+    'export_onnx.py --masked), capacity mode (capacity=...), or use '
+    'tools/deployment/export_onnx.py, which keeps the skipping (torch.export)')
+
+
+def _rows(x, index):
+    """Rows ``index`` (S,) of the flat (B * N, C) view of ``x`` -> (S, C)."""
+    return x.reshape(-1, x.shape[-1]).index_select(0, index)
+
+
+def _add_rows(out, index, values):
+    """``out`` (B, N, C), in place: ``values`` (S, C) added to the rows
+    ``index`` (S,) of its flat view."""
+    out.view(-1, out.shape[-1]).index_add_(0, index, values)
+    return out
+
+
 def _skip(x, mask, delta, adapter, pack):
     """Skipping path: every token gets ``x + adapter(x)``, only the active
     ones ``delta`` (run densely, without gather or scatter, when every token
-    is active)."""
+    is active). Under torch.export the number of active tokens is a
+    data-dependent size and the general path is taken."""
+    if torch.jit.is_tracing():
+        raise RuntimeError(TRACE_ERROR)
     out = with_adapter(x, adapter)
     index = mask.flatten().nonzero().squeeze(1)
-    if index.numel() == mask.numel():
+    if guard_or_false(index.numel() == mask.numel()):
         return out.add_(delta(x))
     packed = PackedTokens(mask, index) if pack else None
-    active = x.reshape(-1, x.shape[-1]).index_select(0, index)
-    out.view(-1, x.shape[-1]).index_add_(0, index, delta(active, packed=packed))
-    return out
+    return _add_rows(out, index, delta(_rows(x, index), packed=packed))
+
+
+def capacity_tokens(capacity, num_tokens):
+    """Tokens a sample computes in capacity mode: ``ceil(capacity * N)``."""
+    if not 0 < capacity <= 1:
+        raise ValueError(f'capacity must be in (0, 1], got {capacity}')
+    return min(num_tokens, math.ceil(capacity * num_tokens))
+
+
+def _capacity(x, mask, dispatcher, delta, adapter, capacity, stats):
+    """Capacity mode, static shapes: each sample's ``k = ceil(capacity * N)``
+    tokens of highest gate logit (fixed tokens first) run ``delta`` in its
+    masked form, the threshold ``mask`` zeroing (and hiding as keys) the
+    inactive ones among them. Equal to :func:`_skip` whenever no sample has
+    more than ``k`` active tokens; the active tokens left out are counted
+    in ``stats['overflow']``."""
+    batch_size, num_tokens, dims = x.shape
+    k = capacity_tokens(capacity, num_tokens)
+    fixed = dispatcher.num_fixed_tokens
+    logits = dispatcher.gate(x[:, fixed:]).squeeze(-1)
+    scores = torch.cat([logits.new_full((batch_size, fixed), float('inf')), logits], 1)
+    chosen = scores.topk(k, dim=1).indices
+    kept = mask.gather(1, chosen)
+    index = (chosen + torch.arange(batch_size, device=x.device)[:, None] * num_tokens).flatten()
+    weight = kept.to(x.dtype)
+    update = delta(_rows(x, index).view(batch_size, k, dims), key_mask=weight)
+    update = torch.where(kept[..., None], update, 0).view(-1, dims)
+    if stats is not None:
+        stats.update(tokens=k, overflow=mask.sum(1) - kept.sum(1))
+    return _add_rows(with_adapter(x, adapter), index, update)
