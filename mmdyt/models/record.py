@@ -28,18 +28,32 @@ class BlockRecord:
             straight-through gradient in training, bool in evaluation).
         rows (Tensor | None): (b,) rows of the forward's batch that ran the
             block (samples that left at an early exit do not); None = all.
+        part_tokens (dict[str, int]): tokens per sample a part ran on where
+            a token reduction changed the count inside the block (e.g.
+            'mlp' after a ToMe merge, 'predictor' of DynamicViT).
+        carry (dict[str, Tensor]): what a token reduction hands the next
+            block (ToMe's token sizes, DynamicViT's keep policy) or its
+            losses (DynamicViT's keep decisions).
     """
     index: int
     num_tokens: int
     masks: Dict[str, Tensor] = field(default_factory=dict)
     rows: Optional[Tensor] = None
+    part_tokens: Dict[str, int] = field(default_factory=dict)
+    carry: Dict[str, Tensor] = field(default_factory=dict)
+
+    def tokens(self, part):
+        """Tokens per sample entering ``part``: N unless a token reduction
+        changed the count inside the block."""
+        return self.part_tokens.get(part, self.num_tokens)
 
     def computed_tokens(self, part):
         """Tokens per sample that sub-layer ``part`` ('attn' or 'mlp')
-        computed: (b,) float64 on the CPU when dispatched, else N."""
+        computed: (b,) float64 on the CPU when dispatched, else
+        :meth:`tokens`."""
         mask = self.masks.get(part, self.masks.get('layer'))
         if mask is None:
-            return self.num_tokens
+            return self.tokens(part)
         return mask.detach().sum(1).to('cpu', torch.float64)
 
 

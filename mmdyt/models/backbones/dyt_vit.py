@@ -32,6 +32,7 @@ from ..flops import conv_patch_flops, layer_norm_flops, linear_flops
 from ..layers import TokenDispatcher, build_adapter, dispatched_part, drop_path, resize_pos_embed
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
+from ..token_reduction import build_token_reduction
 from .base import DyTBackbone
 from .checkpoint import load_vit_checkpoint, pop_pretrained_init, upgrade_legacy_keys
 
@@ -180,19 +181,24 @@ class DyTBlock(nn.Module):
             for name, _, dispatched in parts if dispatched
         })
 
-    def forward(self, x, skip_inactive=False, record=None):
-        """(B, N, C) -> (B, N, C); each dispatched part's (B, N) mask goes to
-        ``record.masks`` (a :class:`BlockRecord`) when given."""
+    def forward(self, x, skip_inactive=False, record=None, reduction=None):
+        """(B, N, C) -> (B, N', C); each dispatched part's (B, N) mask goes to
+        ``record.masks`` (a :class:`BlockRecord`) when given. ``reduction``
+        (a token reduction's :class:`~mmdyt.models.token_reduction.BlockHook`)
+        may shorten the sequence before the block and after each part."""
+        x = x if reduction is None else reduction.enter(x)
         for part in self.parts:
             delta, pack = self.PART_DELTAS[part]
+            delta = getattr(self, delta)
             x, mask = dispatched_part(
-                x, getattr(self, delta),
+                x, delta if reduction is None else reduction.delta(part, delta),
                 self.dispatchers[part] if part in self.dispatchers else None,
                 self.adapters[part] if part in self.adapters else None,
                 skip_inactive=skip_inactive, pack=pack, training=self.training,
                 drop_path_rate=0.0 if part == 'layer' else self.drop_path_rate)
             if record is not None and mask is not None:
                 record.masks[part] = mask
+            x = x if reduction is None else reduction.after(part, x)
         return x
 
     def _attention_delta(self, tokens, key_mask=None, packed=None):
@@ -224,8 +230,8 @@ class DyTBlock(nn.Module):
         mlp_tokens = record.computed_tokens('mlp')
         total = (layer_norm_flops(self.norm1, attn_tokens) + self.attn.flops(attn_tokens) +
                  layer_norm_flops(self.norm2, mlp_tokens) + self.mlp.flops(mlp_tokens))
-        for module in (*self.adapters.values(), *self.dispatchers.values()):
-            total = total + module.flops(record.num_tokens)
+        for part, module in (*self.adapters.items(), *self.dispatchers.items()):
+            total = total + module.flops(record.tokens(part))
         return total
 
 
@@ -278,6 +284,11 @@ class DyTVisionTransformer(DyTBackbone):
         init_cfg (dict | list | None): mmengine's; a
             ``dict(type='Pretrained', checkpoint=..., prefix=...)`` entry is
             taken as ``pretrained`` (same key mapping and checks).
+        token_reduction (dict | None): ToMe, EViT or DynamicViT
+            (:mod:`mmdyt.models.token_reduction`), e.g. ``dict(type='tome',
+            r=8)``, ``dict(type='evit', keep_rate=0.7)`` or
+            ``dict(type='dynamicvit', keep_ratio=0.7)``; needs dispatch None
+            or 'mlp' and ``out_type='cls_token'``.
         petl (dict | list[dict] | None): PETL layers patched in by
             :func:`mmdyt.models.petl.apply_petl`, e.g.
             ``dict(type='lora', rank=8, alpha=8, targets=['qkv'])``,
@@ -291,13 +302,17 @@ class DyTVisionTransformer(DyTBackbone):
     reads it.
     """
 
+    #: The PEFT keys plus the token reduction's own modules (DynamicViT's
+    #: predictors), trainable on a frozen backbone.
+    TUNING_KEYS = DyTBackbone.TUNING_KEYS + ('token_reduction.', )
+
     def __init__(self, arch='b', img_size=224, patch_size=16, in_channels=3,
                  dispatch='mlp', adapter_dim=64, adapter_scale=1.0,
                  adapter_dropout=0.1, num_experts=1, tau=5.0, lora_rank=0,
                  lora_alpha=8.0, num_prompts=0, freeze_pretrained=True,
                  out_type='cls_token', out_indices=-1, final_norm=True,
                  drop_path_rate=0.0, skip_inactive=True, qkv_bias=True,
-                 pretrained=None, petl=None, init_cfg=None):
+                 pretrained=None, petl=None, token_reduction=None, init_cfg=None):
         init_cfg, pretrained_init = pop_pretrained_init(init_cfg)
         if pretrained_init is not None:
             if pretrained is not None:
@@ -359,6 +374,7 @@ class DyTVisionTransformer(DyTBackbone):
         petl = self._with_deprecated_lora(petl, lora_rank, lora_alpha)
         if petl:
             apply_petl(self, petl)
+        self.token_reduction = build_token_reduction(token_reduction, self)
         self._set_trainable()
         self.register_load_state_dict_pre_hook(self._check_state_dict)
 
@@ -457,13 +473,16 @@ class DyTVisionTransformer(DyTBackbone):
         stop = self.num_layers if stop is None else stop
         for block_record in record.blocks:
             if block_record.index < stop:
-                parts[f'block{block_record.index}'] = _per_row(
-                    self.blocks[block_record.index].flops(block_record), block_record.rows,
-                    batch_size)
+                block = self.blocks[block_record.index]
+                flops = block.flops(block_record)
+                if self.token_reduction is not None:
+                    flops = flops + self.token_reduction.flops(block, block_record)
+                parts[f'block{block_record.index}'] = _per_row(flops, block_record.rows,
+                                                                batch_size)
         last = record.blocks[-1] if record.blocks else None
         if self.final_norm and stop == self.num_layers and last is not None \
                 and last.index == self.num_layers - 1:
-            parts['norm'] = _per_row(layer_norm_flops(self.norm, last.num_tokens), last.rows,
+            parts['norm'] = _per_row(layer_norm_flops(self.norm, last.tokens('mlp')), last.rows,
                                      batch_size)
         return parts
 
@@ -502,14 +521,16 @@ class DyTVisionTransformer(DyTBackbone):
         """
         stop = self.num_layers if stop is None else stop
         skip = self.skip_inactive and not self.training
+        record = ForwardRecord() if record is None else record
         for i in range(start, stop):
             if self.num_prompts:
                 prompts = self.prompts[i].expand(x.shape[0], -1, -1)
                 x = torch.cat([x[:, :1], prompts, x[:, self.num_fixed_tokens if i else 1:]], 1)
             block_record = BlockRecord(index=i, num_tokens=x.shape[1], rows=rows)
-            x = self.blocks[i](x, skip_inactive=skip, record=block_record)
-            if record is not None:
-                record.blocks.append(block_record)
+            hook = None if self.token_reduction is None else self.token_reduction.block_hook(
+                self.blocks[i], block_record, record.blocks[-1] if record.blocks else None)
+            x = self.blocks[i](x, skip_inactive=skip, record=block_record, reduction=hook)
+            record.blocks.append(block_record)
             if i == self.num_layers - 1:
                 x = self.norm(x)
         return x

@@ -1,4 +1,5 @@
 """Image classifier of mmpretrain with Dynamic Tuning's losses and figures."""
+import torch
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 
@@ -6,6 +7,7 @@ from ..flops import linear_layers_flops
 from ..layers import all_tokens_active
 from ..losses import distillation_kl
 from ..task_utils import DyTTaskMixin, attach_efficiency
+from ..token_reduction import reduction_disabled
 
 
 @MODELS.register_module()
@@ -16,9 +18,10 @@ class DyTImageClassifier(DyTTaskMixin, ImageClassifier):
     and, with ``distill``, the self-distillation terms ``loss_teacher``
     (cross-entropy of a second forward with every token active) and
     ``loss_distill`` (KL(teacher || student), teacher detached); the total is
-    ``CE(student) + rate + CE(teacher) + KL``. Predictions carry the FLOPs
-    actually computed (backbone + head) and per-layer activation rates for
-    :class:`EfficiencyMetric`. Checkpoints keep only the trainable weights
+    ``CE(student) + rate + CE(teacher) + KL``. A backbone with a token
+    reduction adds its losses (:meth:`token_reduction_losses`). Predictions
+    carry the FLOPs actually computed (backbone + head) and per-layer
+    activation rates for :class:`EfficiencyMetric`. Checkpoints keep only the trainable weights
     plus the backbone's ``pretrained`` name (:mod:`mmdyt.models.peft_state`).
 
     Args:
@@ -55,6 +58,8 @@ class DyTImageClassifier(DyTTaskMixin, ImageClassifier):
         feats, record = self.features(inputs)
         losses = self.head.loss(feats, data_samples)
         losses.update(self.dyt_losses(record))
+        if getattr(self.dyt_backbone, 'token_reduction', None) is not None:
+            losses.update(self.token_reduction_losses(inputs, feats, record))
         if self.distill is not None:
             with all_tokens_active(self.dyt_backbone.dispatchers()):
                 teacher_feats = self.extract_feat(inputs)
@@ -62,6 +67,21 @@ class DyTImageClassifier(DyTTaskMixin, ImageClassifier):
             losses['loss_teacher'] = self.distill.get('teacher_weight', 1.0) * teacher_loss
             kl = distillation_kl(self.head(feats), self.head(teacher_feats).detach())
             losses['loss_distill'] = self.distill.get('loss_weight', 1.0) * kl
+        return losses
+
+    def token_reduction_losses(self, inputs, feats, record):
+        """The backbone's token reduction losses (DynamicViT: ``loss_ratio``
+        and, with ``distill_weight``, ``loss_distill`` / ``loss_token_distill``
+        against a teacher pass of the same network without reduction, run
+        without gradients)."""
+        reduction = self.dyt_backbone.token_reduction
+        losses = reduction.losses(record)
+        if reduction.distill_weight:
+            with torch.no_grad(), reduction_disabled(reduction):
+                teacher_feats, teacher_records = self.recorded(self.extract_feat, inputs)
+            losses.update(reduction.distill_losses(record, teacher_records[0], self.head(feats),
+                                                   self.head(teacher_feats),
+                                                   self.dyt_backbone.norm))
         return losses
 
     def predict(self, inputs, data_samples=None, **kwargs):

@@ -1,0 +1,139 @@
+"""What the three token reductions share: the per-block hook the ViT block
+calls, the backbone checks, the attention that also returns q and k, and the
+switch that turns a reduction off (for a dense teacher pass)."""
+import contextlib
+
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def attention_parts(attn, x, bias=None):
+    """Multi-head self-attention of an :class:`Attention` module that also
+    returns its queries and keys.
+
+    Args:
+        attn (Attention): the block's attention (PETL layers included).
+        x (Tensor): (B, N, C) normalised tokens.
+        bias (Tensor | None): (B, 1, 1, N) added to the attention logits
+            (ToMe's proportional attention: log token sizes).
+
+    Returns:
+        tuple: update (B, N, C), q and k (B, heads, N, C / heads).
+    """
+    q, k, v = attn._split_heads(attn.qkv(x))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    return attn.proj(attn._merge_heads(out)), q, k
+
+
+def check_layers(layers, num_layers, method):
+    """``layers`` as a sorted tuple of distinct block indices in range."""
+    layers = tuple(layers)
+    if not layers or any(not 0 <= i < num_layers for i in layers) or \
+            len(set(layers)) != len(layers):
+        raise ValueError(f'{method}: layers must be distinct block indices in '
+                         f'[0, {num_layers}), got {layers}')
+    return tuple(sorted(layers))
+
+
+def default_layers(num_layers):
+    """EViT's and DynamicViT's stages, 1/4, 1/2 and 3/4 of the depth
+    (ViT-B: blocks 3, 6, 9, i.e. the 4th, 7th and 10th)."""
+    return tuple(sorted({num_layers * k // 4 for k in (1, 2, 3)}))
+
+
+def check_rate(value, name, method):
+    if not 0 < value <= 1:
+        raise ValueError(f'{method}: {name} must be in (0, 1], got {value}')
+    return float(value)
+
+
+class BlockHook:
+    """One block forward of a token reduction: the block calls
+    :meth:`enter` on its input, :meth:`delta` for each part's update
+    function and :meth:`after` on each part's output. It keeps the state of
+    this forward only (tokens sizes, policies) and hands the keys in
+    ``CARRIED`` to the next block through ``record.carry``.
+
+    Args:
+        block (DyTBlock): the block.
+        record (BlockRecord): this block's record.
+        previous (BlockRecord | None): the record of the block before.
+    """
+
+    CARRIED = ()
+
+    def __init__(self, block, record, previous):
+        self.block = block
+        self.record = record
+        record.carry.update({key: value for key, value in
+                             (previous.carry.items() if previous is not None else ())
+                             if key in self.CARRIED})
+        self.carry = record.carry
+
+    def enter(self, x):
+        return x
+
+    def delta(self, part, delta):
+        return delta
+
+    def after(self, part, x):
+        return x
+
+
+class TokenReduction(nn.Module):
+    """Base of ToMe, EViT and DynamicViT, built by
+    :func:`build_token_reduction` for a :class:`DyTVisionTransformer`.
+
+    Attributes:
+        enabled (bool): False runs the plain backbone (the dense teacher of
+            DynamicViT's distillation, :func:`reduction_disabled`).
+    """
+
+    HOOK = BlockHook
+    #: Weight of the distillation from a teacher pass without reduction
+    #: (DynamicViT's); 0 = no teacher pass.
+    distill_weight = 0.0
+
+    def __init__(self):
+        super().__init__()
+        self.enabled = True
+
+    @staticmethod
+    def check_backbone(backbone, method):
+        """Refuse backbone settings the reduction does not support."""
+        if backbone.dispatch not in (None, 'mlp'):
+            raise ValueError(f"token_reduction {method!r} needs dispatch None or 'mlp' "
+                             f'(merged / pruned tokens between attention and MLP), got '
+                             f'dispatch={backbone.dispatch!r}')
+        if backbone.num_prompts:
+            raise ValueError(f'token_reduction {method!r} does not support VPT prompts '
+                             f'(num_prompts={backbone.num_prompts})')
+        if backbone.out_type != 'cls_token':
+            raise ValueError(f"token_reduction {method!r} needs out_type='cls_token': "
+                             'dense outputs need every token in place, got out_type='
+                             f'{backbone.out_type!r}')
+
+    def block_hook(self, block, record, previous):
+        """The :class:`BlockHook` of one block forward, or None when
+        disabled."""
+        return self.HOOK(self, block, record, previous) if self.enabled else None
+
+    def flops(self, block, record):
+        """Per-sample multiply-adds of the reduction itself in the block
+        ``record`` describes (matching, fusing, predicting)."""
+        return 0
+
+    def losses(self, record):
+        """Losses of a training forward's record (DynamicViT's ratio loss)."""
+        return {}
+
+
+@contextlib.contextmanager
+def reduction_disabled(reduction):
+    """Within the block, ``reduction`` leaves every token in place."""
+    previous = reduction.enabled
+    reduction.enabled = False
+    try:
+        yield
+    finally:
+        reduction.enabled = previous
