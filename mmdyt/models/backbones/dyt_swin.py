@@ -33,6 +33,7 @@ from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from .base import DyTBackbone
 from .dyt_vit import DISPATCH_TABLE, Mlp, _per_row
+from .checkpoint import pop_pretrained_init
 from .swin_checkpoint import check_shapes, load_swin_checkpoint
 
 SWIN_ARCHS = {
@@ -283,7 +284,8 @@ class DyTSwinTransformer(DyTBackbone):
         qkv_bias (bool): bias of the qkv projections.
         pretrained (str | None): Swin checkpoint (mmpretrain, timm or the
             original release), loaded by :meth:`init_weights`;
-            ``init_cfg=dict(type='Pretrained', checkpoint=...)`` is the same.
+            ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)``
+            is the same (same key mapping and checks).
         petl (dict | list[dict] | None): PETL layers, as for the ViT.
     """
 
@@ -293,10 +295,14 @@ class DyTSwinTransformer(DyTBackbone):
                  out_indices=(3, ), drop_path_rate=0.0, pad_small_map=False,
                  skip_inactive=True, qkv_bias=True, pretrained=None, petl=None,
                  init_cfg=None):
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            pretrained = pretrained or init_cfg['checkpoint']
-            init_cfg = None
+        init_cfg, pretrained_init = pop_pretrained_init(init_cfg)
+        if pretrained_init is not None:
+            if pretrained is not None:
+                raise ValueError('set the Swin checkpoint once: pretrained= or '
+                                 "init_cfg=dict(type='Pretrained', ...), not both")
+            pretrained = pretrained_init['checkpoint']
         super().__init__(init_cfg=init_cfg)
+        self.pretrained_prefix = pretrained_init.get('prefix') if pretrained_init else None
         self.arch_settings = self._parse_arch(arch)
         if dispatch not in SWIN_DISPATCH:
             raise ValueError(f'DyTSwinTransformer dispatches the MLP of each block: dispatch '
@@ -325,7 +331,7 @@ class DyTSwinTransformer(DyTBackbone):
         self.patch_embed = PatchEmbed(in_channels=in_channels, embed_dims=embed_dims,
                                       kernel_size=patch_size, stride=patch_size,
                                       norm_cfg=dict(type='LN'))
-        rates = iter(torch.linspace(0, drop_path_rate, self.num_layers).tolist())
+        rates = iter(torch.linspace(0, drop_path_rate, self.num_layers, device='cpu').tolist())
         self.stages = nn.ModuleList()
         for i, (depth, num_heads) in enumerate(zip(depths, self.arch_settings['num_heads'])):
             stage = nn.Module()
@@ -392,8 +398,9 @@ class DyTSwinTransformer(DyTBackbone):
             super().init_weights()
 
     def load_pretrained(self, checkpoint):
-        """Load a Swin checkpoint (mmpretrain, timm or the original release)."""
-        load_swin_checkpoint(self, checkpoint)
+        """Load a Swin checkpoint (mmpretrain, timm or the original release),
+        the keys under ``pretrained_prefix`` when one is set."""
+        load_swin_checkpoint(self, checkpoint, self.pretrained_prefix)
 
     def dispatchers(self):
         """All token dispatchers, block by block."""

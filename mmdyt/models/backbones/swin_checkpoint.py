@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
-from .checkpoint import STRIPPED_PREFIXES, read_checkpoint
+from .checkpoint import STRIPPED_PREFIXES, _with_prefix, read_checkpoint
 
 MMPRETRAIN_SWIN_KEY_MAP = [
     (r'\.attn\.w_msa\.', '.attn.'),
@@ -132,20 +132,26 @@ def check_shapes(own, state, source):
                              'patch size?)')
 
 
-def load_swin_checkpoint(model, checkpoint):
+def load_swin_checkpoint(model, checkpoint, prefix=None):
     """Load pretrained Swin weights into ``model``.
 
     Args:
         model (DyTSwinTransformer): the backbone.
         checkpoint (str | dict): a file path or an already read checkpoint.
+        prefix (str | None): take only the keys starting with it (mmengine's
+            ``Pretrained`` ``prefix``); None takes every key, ``backbone.`` /
+            ``module.`` removed.
 
     Raises:
         ValueError: a ViT checkpoint, a tensor whose shape does not fit (the
-            key and both shapes named), or Swin weights missing.
+            key and both shapes named), Swin weights missing, or block /
+            embedding weights the backbone has no place for.
     """
     source = checkpoint if isinstance(checkpoint, str) else 'the given state dict'
     if isinstance(checkpoint, str):
         checkpoint = read_checkpoint(checkpoint)
+    if prefix:
+        checkpoint = _with_prefix(checkpoint, prefix, source)
     state = convert_swin_state_dict(checkpoint, len(model.stages))
     own = model.state_dict()
     logger = MMLogger.get_current_instance()
@@ -163,6 +169,11 @@ def load_swin_checkpoint(model, checkpoint):
                          f'{missing[:5]} (another depth or not a Swin checkpoint?)')
     fresh = sorted({k.split('.')[0] for k in own if k not in state} & out_norms)
     unexpected = sorted(k for k in state if k not in own)
+    unmatched = [k for k in unexpected if k.split('.')[0] in ('stages', 'patch_embed')]
+    if unmatched:
+        raise ValueError(f'checkpoint {source} has {len(unmatched)} Swin weights this backbone '
+                         f'has no place for, e.g. {unmatched[:5]} (another Swin variant, or '
+                         'another dispatch / adapter setting?)')
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     logger.info(f'Loaded Swin weights from {source}; output norms not in it (left at their '
                 f'initialisation): {fresh}; ignored {len(unexpected)} keys not in the '
