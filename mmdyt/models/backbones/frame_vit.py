@@ -31,15 +31,22 @@ class FrameDyTVisionTransformer(DyTVisionTransformer):
 
     def forward(self, x, record=None):
         """(N, C, T, H, W) -> (N, T, L, C_embed) tokens of every frame."""
+        record = ForwardRecord() if record is None else record
+        tokens = self.run_blocks(self.embed_clips(x, record), record)
+        return self.clip_tokens(tokens, record)
+
+    def embed_clips(self, x, record):
+        """(N, C, T, H, W) clips -> (N * T, 1 + h * w, C_embed) frame tokens
+        (:meth:`embed` of every frame); ``record.clip_shape`` = (N, T)."""
         if x.ndim != 5:
             raise ValueError(f'{type(self).__name__} expects (N, C, T, H, W) clips, '
                              f'got shape {tuple(x.shape)}')
-        record = ForwardRecord() if record is None else record
-        num_clips, _, num_frames = x.shape[:3]
-        frames = x.transpose(1, 2).flatten(0, 1)
-        tokens = super().forward(frames, record)[0]
-        record.clip_shape = (num_clips, num_frames)
-        return tokens.unflatten(0, (num_clips, num_frames))
+        record.clip_shape = (x.shape[0], x.shape[2])
+        return self.embed(x.transpose(1, 2).flatten(0, 1), record)
+
+    def clip_tokens(self, x, record):
+        """(n * T, fixed + h * w, C) block output -> (n, T, 1 + h * w, C)."""
+        return self.format_output(x, record.grid).unflatten(0, (-1, record.clip_shape[1]))
 
     def format_output(self, x, grid):
         """(B, fixed + h * w, C) -> (B, 1 + h * w, C): class and patch tokens."""

@@ -1,4 +1,5 @@
 """Toolbox-neutral heads: the early-exit heads of Dyn-Adapter."""
 from .early_exit import ExitHead, balanced_head_specs
+from .video_exit import VideoExitHead
 
-__all__ = ['ExitHead', 'balanced_head_specs']
+__all__ = ['ExitHead', 'VideoExitHead', 'balanced_head_specs']
