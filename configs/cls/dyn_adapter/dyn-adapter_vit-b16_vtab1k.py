@@ -1,7 +1,7 @@
 # Dyn-Adapter (Houlsby adapter d=8), T=3 S=4, ViT-B/16, VTAB-1K (task cifar; others via --cfg-options, docs/dyn_adapter.md)
 _base_ = [
     './_base_/dyn-adapter_vit-b16.py', '../_base_/datasets/vtab1k_bs64.py',
-    '../_base_/schedules/vtab1k_adamw_100e.py'
+    '../_base_/schedules/vtab1k_adamw_100e_warmup10.py'
 ]
 # Train on train800, calibrate the exit thresholds on val200, test on test
 # (the base's test_dataloader).

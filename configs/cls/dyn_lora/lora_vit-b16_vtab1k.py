@@ -1,4 +1,4 @@
-# LoRA r=8 on qkv baseline (one exit, last block), ViT-B/16, VTAB-1K (task cifar)
+# LoRA r=8 on q and v baseline (one exit, last block), ViT-B/16, VTAB-1K (task cifar)
 _base_ = ['./dyn-lora_vit-b16_vtab1k.py']
 model = dict(exit_layers=[12], heads=[dict(type='linear', norm=False)], stage_dropout=None)
 custom_hooks = [dict(type='MergePETLHook')]

@@ -7,6 +7,8 @@
   exit policy (its calibration to a FLOPs budget lives in
   :mod:`mmdyt.engine.exit_calibration`).
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -14,6 +16,22 @@ import torch.nn.functional as F
 from ..flops import layer_norm_flops, linear_flops
 
 HEAD_TYPES = ('linear', 'mlp')
+
+#: The MLP head's weights relative to the linear head's (C x K) by default.
+MLP_HEAD_RATIO = 1.5
+
+
+def mlp_head_width(in_channels, num_classes, ratio=MLP_HEAD_RATIO):
+    """Hidden width h of a default MLP exit head: the smallest with
+    ``h * (C + K) >= ratio * C * K`` weights, i.e. ``ratio`` times a linear
+    head's, so that the shallow (MLP) heads stay the heavier ones for any K
+    (head balance) while their overhead stays of the paper's order
+    (Dyn-Adapter Table 1: +0.12-0.17 M on VTAB-1K). For K <= C / 2 the
+    bottleneck is at least K wide."""
+    if ratio <= 1:
+        raise ValueError(f'the MLP head must be heavier than the linear one: ratio > 1, '
+                         f'got {ratio}')
+    return math.ceil(ratio * in_channels * num_classes / (in_channels + num_classes))
 
 
 class ExitHead(nn.Module):
@@ -24,7 +42,8 @@ class ExitHead(nn.Module):
         in_channels (int): C.
         num_classes (int): K.
         type (str): 'linear' or 'mlp'.
-        hidden_dims (int | None): MLP hidden width (default C // 4).
+        hidden_dims (int | None): MLP hidden width (default
+            :func:`mlp_head_width` of C and K).
         dropout (float): dropout before the last linear layer.
         norm (bool): own LayerNorm first (the intermediate block outputs of a
             pre-norm ViT are not normalised).
@@ -42,7 +61,7 @@ class ExitHead(nn.Module):
         self.norm = nn.LayerNorm(in_channels, eps=1e-6) if norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
         if type == 'mlp':
-            hidden_dims = hidden_dims or max(in_channels // 4, 1)
+            hidden_dims = hidden_dims or mlp_head_width(in_channels, num_classes)
             self.hidden = nn.Linear(in_channels, hidden_dims)
             self.fc = nn.Linear(hidden_dims, num_classes)
         else:
@@ -56,6 +75,10 @@ class ExitHead(nn.Module):
         if self.hidden is not None:
             x = F.gelu(self.hidden(x))
         return self.fc(self.dropout(x))
+
+    def num_parameters(self):
+        """Parameters of the head (LayerNorm included)."""
+        return sum(p.numel() for p in self.parameters())
 
     def flops(self, num_tokens=1):
         """Multiply-adds per sample on ``num_tokens`` feature vectors (one:

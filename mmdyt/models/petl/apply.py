@@ -1,14 +1,16 @@
 """Patch functions that put PETL modules into a :class:`DyTVisionTransformer`
 in place (ToMe / HF-PEFT style), and the helpers that act on them afterwards.
 
-``apply_petl(backbone, dict(type='lora', rank=8, targets=['qkv']))`` is what
-the backbone's ``petl`` argument calls. Every type wraps the targeted
-``nn.Linear`` layers of every block the same way (:class:`PETLLinear`).
+``apply_petl(backbone, dict(type='lora', rank=8, targets=['q', 'v']))`` is
+what the backbone's ``petl`` argument calls. Every type wraps the targeted
+``nn.Linear`` layers of every block the same way (:class:`PETLLinear`);
+LoRA also adapts the q / k / v output slices of the fused ``qkv``
+(:class:`SlicedLoRALinear`).
 """
 import torch.nn as nn
 
 from .base import PETLLinear
-from .lora import LoRALinear
+from .lora import LoRALinear, SlicedLoRALinear
 from .rep_adapter import RepAdapterLinear
 from .sequential_adapter import SequentialAdapterLinear
 
@@ -20,11 +22,19 @@ TARGET_LAYERS = {
     'fc2': ('mlp', 'fc2'),
 }
 
+#: Slice target name -> its chunk of the fused ``qkv`` output (LoRA only).
+QKV_SLICES = {'q': 0, 'k': 1, 'v': 2}
+
 #: PETL type -> (wrapper class, default targets, its keyword arguments).
+#: LoRA's ``targets=['q', 'v']`` are LoRA's and Dyn-Adapter's form (separate
+#: q and v updates, the Dyn-LoRA configs' setting); its default ``qkv`` is one
+#: update of the fused layer. The Houlsby adapter defaults to one adapter per
+#: block after ``mlp.fc2`` (Dyn-Adapter's Adapter baseline, 0.16 M on ViT-B);
+#: ``targets=['proj', 'fc2']`` is Houlsby's original two per block.
 PETL_TYPES = {
     'lora': (LoRALinear, ('qkv', ), ('rank', 'alpha', 'dropout')),
     'rep_adapter': (RepAdapterLinear, ('qkv', 'fc1'), ('dim', 'groups', 'scale', 'dropout')),
-    'houlsby': (SequentialAdapterLinear, ('proj', 'fc2'), ('dim', 'scale', 'dropout')),
+    'houlsby': (SequentialAdapterLinear, ('fc2', ), ('dim', 'scale', 'dropout')),
 }
 
 
@@ -33,8 +43,8 @@ def wrap_linears(backbone, wrapper, targets, **kwargs):
     ``wrapper(layer, **kwargs)``."""
     unknown = set(targets) - set(TARGET_LAYERS)
     if unknown or not targets:
-        raise ValueError(f'petl targets must be a non-empty subset of {sorted(TARGET_LAYERS)}, '
-                         f'got {list(targets)}')
+        raise ValueError('petl targets must be a non-empty subset of '
+                         f'{sorted(TARGET_LAYERS)} (and q, k, v for LoRA), got {list(targets)}')
     for block in backbone.blocks:
         for target in targets:
             part, name = TARGET_LAYERS[target]
@@ -61,7 +71,16 @@ def apply_petl(backbone, cfg):
         if unknown:
             raise ValueError(f'petl type {kind!r} takes {sorted(arguments)} and targets, '
                              f'got {sorted(unknown)}')
-        wrap_linears(backbone, wrapper, targets, **item)
+        slices = [QKV_SLICES[t] for t in targets if t in QKV_SLICES]
+        if slices and (kind != 'lora' or 'qkv' in targets):
+            raise ValueError(f'the q / k / v slices of qkv are LoRA targets, not with {kind!r} '
+                             f'or together with qkv itself, got {list(targets)}')
+        if slices:
+            wrap_linears(backbone, SlicedLoRALinear, ['qkv'], slices=slices, num_chunks=3,
+                         **item)
+        targets = [t for t in targets if t not in QKV_SLICES]
+        if targets or not slices:
+            wrap_linears(backbone, wrapper, targets, **item)
     return backbone
 
 

@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from mmdyt.models.heads.early_exit import ExitHead, balanced_head_specs, first_exit
+from mmdyt.datasets import VTAB1K_TASKS
+from mmdyt.models.heads.early_exit import (ExitHead, balanced_head_specs, first_exit,
+                                           mlp_head_width)
 
 
 def test_head_balance_puts_mlp_heads_first():
@@ -36,3 +38,32 @@ def test_exit_taken_exactly_when_threshold_met():
     assert first_exit(conf, [1.0, 1.0, 1.0]).tolist() == [2] * 5
     with pytest.raises(ValueError, match='3 exits need as many thresholds'):
         first_exit(conf, [0.5, 0.5])
+
+
+@pytest.mark.parametrize('num_classes', [2, 10, 100, 397, 1000, 5000])
+def test_default_mlp_heads_stay_heavier_than_linear_ones_for_any_k(num_classes):
+    mlp = ExitHead(768, num_classes, type='mlp')
+    linear = ExitHead(768, num_classes, type='linear')
+    width = mlp_head_width(768, num_classes)
+    assert mlp.hidden.out_features == width
+    assert mlp.num_parameters() > linear.num_parameters()
+    assert width * (768 + num_classes) >= 1.5 * 768 * num_classes
+    assert (width - 1) * (768 + num_classes) < 1.5 * 768 * num_classes  # the smallest
+    if num_classes <= 384:
+        assert width >= num_classes
+    with pytest.raises(ValueError, match='ratio > 1'):
+        mlp_head_width(768, num_classes, ratio=1.0)
+
+
+def test_early_heads_overhead_on_vtab1k_is_the_papers_order():
+    """Dyn-Adapter Table 1: the early heads add 0.12-0.17 M on VTAB-1K (ViT-B,
+    T=3, S=4: MLP heads after blocks 3 and 6, a linear head after block 9;
+    the head after block 12 is the baseline's)."""
+    overheads = []
+    for _, num_classes in VTAB1K_TASKS.values():
+        specs = balanced_head_specs(4)[:3]
+        overheads.append(sum(ExitHead(768, num_classes, **spec).num_parameters()
+                             for spec in specs))
+    mean = sum(overheads) / len(overheads) / 1e6
+    assert 0.12 <= mean <= 0.17, mean
+    assert round(mean, 3) == 0.157

@@ -5,14 +5,15 @@ import torch.nn as nn
 
 from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.petl import (GroupLinear, LoRALinear, PETLLinear, RepAdapterLinear,
-                               SequentialAdapterLinear, apply_petl, merge_petl, set_dropout,
-                               unmerge_petl)
+                               SequentialAdapterLinear, SlicedLoRALinear, apply_petl,
+                               merge_petl, set_dropout, unmerge_petl)
 from mmdyt.models.record import BlockRecord
 
 TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
 SETTINGS = {
     'houlsby': dict(petl=dict(type='houlsby', dim=8)),
     'lora': dict(petl=dict(type='lora', rank=4, alpha=8, targets=['qkv'])),
+    'lora_qv': dict(petl=dict(type='lora', rank=4, alpha=8, targets=['q', 'v'])),
     'rep_adapter': dict(petl=dict(type='rep_adapter', dim=8, groups=2)),
 }
 
@@ -56,7 +57,7 @@ def test_each_petl_module_trains_and_only_it_changes(setting):
             assert torch.equal(param, frozen[name]), name
 
 
-@pytest.mark.parametrize('setting', ['lora', 'rep_adapter'])
+@pytest.mark.parametrize('setting', ['lora', 'lora_qv', 'rep_adapter'])
 def test_merged_equals_unmerged(setting):
     torch.manual_seed(0)
     model = tiny_vit(**SETTINGS[setting]).eval()
@@ -90,7 +91,7 @@ def test_rep_adapter_merge_without_bias_and_group_weight():
     torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize('setting', ['lora', 'rep_adapter'])
+@pytest.mark.parametrize('setting', ['lora', 'lora_qv', 'rep_adapter'])
 def test_merge_unmerge_is_symmetric(setting):
     torch.manual_seed(0)
     model = tiny_vit(**SETTINGS[setting]).eval()
@@ -115,7 +116,7 @@ def test_petl_keeps_checkpoint_names_and_counts_flops():
     assert isinstance(block.attn.qkv, RepAdapterLinear)
     assert isinstance(block.mlp.fc2, SequentialAdapterLinear)
     with pytest.raises(ValueError, match='two PETL modules on one layer'):
-        apply_petl(tiny_vit(petl=dict(type='houlsby')), dict(type='lora', targets=['proj']))
+        apply_petl(tiny_vit(petl=dict(type='houlsby')), dict(type='lora', targets=['fc2']))
     n = 17  # 16 patches + class token
     rep = n * 48 * 8 + n * 8 * 48 // 2
     houlsby = 2 * n * 48 * 4  # down and up
@@ -123,7 +124,7 @@ def test_petl_keeps_checkpoint_names_and_counts_flops():
     extra = tiny_vit(petl=dict(type='lora', rank=2, targets=['proj'])).blocks[0]
     assert isinstance(extra.attn.proj, LoRALinear)
     record = BlockRecord(index=0, num_tokens=n)
-    assert block.flops(record) == plain.blocks[0].flops(record) + 2 * rep + 2 * houlsby
+    assert block.flops(record) == plain.blocks[0].flops(record) + 2 * rep + houlsby
     assert extra.flops(record) == plain.blocks[0].flops(record) + lora
 
 
@@ -183,6 +184,44 @@ def test_bad_petl_arguments():
     model = tiny_vit()
     with pytest.raises(ValueError, match='petl type'):
         apply_petl(model, [dict(dim=8)])
+    with pytest.raises(ValueError, match="slices of qkv are LoRA targets, not with 'houlsby'"):
+        tiny_vit(petl=dict(type='houlsby', targets=['q']))
+    with pytest.raises(ValueError, match='together with qkv'):
+        tiny_vit(petl=dict(type='lora', targets=['qkv', 'v']))
+    with pytest.raises(ValueError, match='must be chunks of the 3'):
+        SlicedLoRALinear(nn.Linear(4, 12), slices=[3])
+
+
+def test_houlsby_default_is_one_adapter_per_block_two_an_option():
+    one = tiny_vit(petl=dict(type='houlsby', dim=4))
+    two = tiny_vit(petl=dict(type='houlsby', dim=4, targets=['proj', 'fc2']))
+    wrapped = [n for n, m in one.named_modules() if isinstance(m, SequentialAdapterLinear)]
+    assert wrapped == [f'blocks.{i}.mlp.fc2' for i in range(3)]
+    count = sum(p.numel() for p in one.parameters() if p.requires_grad)
+    assert count == 3 * (48 * 4 + 4 + 4 * 48 + 48)
+    assert sum(p.numel() for p in two.parameters() if p.requires_grad) == 2 * count
+
+
+def test_lora_on_q_and_v_slices_adapts_only_those_rows():
+    torch.manual_seed(0)
+    base = nn.Linear(8, 24)
+    layer = SlicedLoRALinear(base, slices=[2, 0], rank=2, alpha=4.0)
+    assert layer.slices == (0, 2) and layer.scaling == 2.0
+    nn.init.normal_(layer.lora_up)
+    x = torch.randn(5, 8)
+    out, plain = layer(x), base(x)
+    torch.testing.assert_close(out[:, 8:16], plain[:, 8:16])  # k untouched
+    down = layer.lora_down.weight.view(2, 2, 8)
+    for j, chunk in enumerate((0, 2)):
+        expected = plain[:, 8 * chunk:8 * chunk + 8] + 2.0 * x @ down[j].T @ layer.lora_up[j].T
+        torch.testing.assert_close(out[:, 8 * chunk:8 * chunk + 8], expected)
+    assert layer.flops(10) == 10 * 8 * 24 + 10 * 2 * 2 * (8 + 8)
+    model = tiny_vit(**SETTINGS['lora_qv'])
+    assert isinstance(model.blocks[0].attn.qkv, SlicedLoRALinear)
+    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    assert set(trainable) == {f'blocks.{i}.attn.qkv.{w}' for i in range(3)
+                              for w in ('lora_down.weight', 'lora_up')}
+    assert sum(trainable.values()) == 3 * 2 * 4 * (48 + 48)
 
 
 def test_set_dropout_reaches_every_petl_dropout():

@@ -1,5 +1,6 @@
 # flowers102 16-shot (NOAH's split files) on top of the few-shot recipe
-_base_ = ['./fewshot_bs32.py']
+_base_ = ['./fewshot_bs64.py']
+data_preprocessor = dict(num_classes=102)
 data_root = 'data/few-shot/oxford-flowers102'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))

@@ -1,5 +1,6 @@
 # food101 16-shot (NOAH's split files) on top of the few-shot recipe
-_base_ = ['./fewshot_bs32.py']
+_base_ = ['./fewshot_bs64.py']
+data_preprocessor = dict(num_classes=101)
 data_root = 'data/few-shot/food-101'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
