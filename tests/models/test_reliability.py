@@ -166,3 +166,37 @@ def test_item03_replaced_base_checkpoint_is_refused(tmp_path):
         classifier().load_state_dict(state)
     with pytest.raises(ValueError, match=rf'the base weights in {base} differ'):
         classifier(backbone=dict(pretrained=str(base))).load_state_dict(state)
+
+
+def force_half_active(model):
+    torch.manual_seed(1)
+    for name, param in model.named_parameters():
+        if 'adapters' in name or 'dispatchers' in name:
+            param.data.normal_(0, 0.3)
+
+
+def both_paths(model, x):
+    """(masked, skipping) outputs of ``model`` in eval mode."""
+    with torch.no_grad():
+        model.skip_inactive = False
+        masked = model(x)[0].float()
+        model.skip_inactive = True
+        return masked, model(x)[0].float()
+
+
+AUTOCAST_TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 0.1, torch.float16: 1e-2}
+
+
+@pytest.mark.parametrize('dtype', list(AUTOCAST_TOLERANCE))
+@pytest.mark.parametrize('num_experts', [1, 4])
+@pytest.mark.parametrize('variant', ['mlp', 'attn', 'attn_mlp', 'layer'])
+def test_item10_autocast_every_variant_and_moe(variant, num_experts, dtype):
+    torch.manual_seed(0)
+    model = tiny_vit(dispatch=variant, num_experts=num_experts, out_type='raw').eval()
+    force_half_active(model)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.autocast('cpu', dtype=dtype, enabled=dtype != torch.float32):
+        masked, skipping = both_paths(model, x)
+    assert torch.isfinite(skipping).all()
+    scale = masked.abs().max()
+    assert (masked - skipping).abs().max() <= AUTOCAST_TOLERANCE[dtype] * scale

@@ -153,8 +153,10 @@ def _rows(x, index):
 
 def _add_rows(out, index, values):
     """``out`` (B, N, C), in place: ``values`` (S, C) added to the rows
-    ``index`` (S,) of its flat view."""
-    out.view(-1, out.shape[-1]).index_add_(0, index, values)
+    ``index`` (S,) of its flat view. Under autocast the two may differ in
+    dtype (a MoE adapter's float32 sum, a bfloat16 part): ``values`` take
+    ``out``'s."""
+    out.view(-1, out.shape[-1]).index_add_(0, index, values.to(out.dtype))
     return out
 
 
