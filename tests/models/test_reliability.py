@@ -200,3 +200,16 @@ def test_item10_autocast_every_variant_and_moe(variant, num_experts, dtype):
     assert torch.isfinite(skipping).all()
     scale = masked.abs().max()
     assert (masked - skipping).abs().max() <= AUTOCAST_TOLERANCE[dtype] * scale
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+@pytest.mark.parametrize('variant', ['mlp', 'attn', 'attn_mlp', 'layer'])
+def test_item05_nan_inf_input_paths_agree(variant, bad):
+    torch.manual_seed(0)
+    model = tiny_vit(dispatch=variant, out_type='raw').eval()
+    force_half_active(model)
+    x = torch.randn(3, 3, 32, 32)
+    x[1, :, 5, 20] = bad
+    masked, skipping = both_paths(model, x)
+    assert not torch.isfinite(masked[1]).all() and torch.isfinite(masked[[0, 2]]).all()
+    torch.testing.assert_close(skipping, masked, equal_nan=True, rtol=1e-4, atol=1e-5)

@@ -172,7 +172,10 @@ def _skip(x, mask, delta, adapter, pack):
     if guard_or_false(index.numel() == mask.numel()):
         return out.add_(delta(x))
     packed = PackedTokens(mask, index) if pack else None
-    return _add_rows(out, index, delta(_rows(x, index), packed=packed))
+    out = _add_rows(out, index, delta(_rows(x, index), packed=packed))
+    if pack:
+        out.masked_fill_(~torch.isfinite(x).flatten(1).all(1)[:, None, None], float('nan'))
+    return out
 
 
 def capacity_tokens(capacity, num_tokens):
