@@ -164,7 +164,11 @@ def _skip(x, mask, delta, adapter, pack):
     """Skipping path: every token gets ``x + adapter(x)``, only the active
     ones ``delta`` (run densely, without gather or scatter, when every token
     is active). Under torch.export the number of active tokens is a
-    data-dependent size and the general path is taken."""
+    data-dependent size and the general path is taken.
+
+    A part that mixes tokens (``pack``) gives NaN to every token of a sample
+    holding a NaN / inf token, as the masked path does (an inactive key
+    still enters its softmax, and ``0 * NaN`` is NaN), so the paths agree."""
     if torch.jit.is_tracing():
         raise RuntimeError(TRACE_ERROR)
     out = with_adapter(x, adapter)
