@@ -34,6 +34,10 @@ class BlockRecord:
         carry (dict[str, Tensor]): what a token reduction hands the next
             block (ToMe's token sizes, DynamicViT's keep policy) or its
             losses (DynamicViT's keep decisions).
+        capacity (dict[str, int]): dispatched part -> tokens per sample it
+            computed in capacity mode (``ceil(capacity * N)``).
+        overflow (dict[str, Tensor]): dispatched part -> (b,) active tokens
+            that capacity mode left out.
     """
     index: int
     num_tokens: int
@@ -41,6 +45,8 @@ class BlockRecord:
     rows: Optional[Tensor] = None
     part_tokens: Dict[str, int] = field(default_factory=dict)
     carry: Dict[str, Tensor] = field(default_factory=dict)
+    capacity: Dict[str, int] = field(default_factory=dict)
+    overflow: Dict[str, Tensor] = field(default_factory=dict)
 
     def tokens(self, part):
         """Tokens per sample entering ``part``: N unless a token reduction
@@ -50,7 +56,10 @@ class BlockRecord:
     def computed_tokens(self, part):
         """Tokens per sample that sub-layer ``part`` ('attn' or 'mlp')
         computed: (b,) float64 on the CPU when dispatched, else
-        :meth:`tokens`."""
+        :meth:`tokens`; in capacity mode the fixed count it computed."""
+        key = part if part in self.masks else 'layer'
+        if key in self.capacity:
+            return self.capacity[key]
         mask = self.masks.get(part, self.masks.get('layer'))
         if mask is None:
             return self.tokens(part)
@@ -122,6 +131,23 @@ class ForwardRecord:
                 out[:, j].index_copy_(0, torch.arange(self.batch_size) if index is None
                                       else index.cpu(), rates[name].cpu())
         return out
+
+    def overflow_counts(self):
+        """Capacity mode: (B,) active tokens per sample left out for lack of
+        capacity, summed over the dispatchers (0 without capacity mode)."""
+        out = torch.zeros(self.batch_size)
+        for block in self.blocks:
+            for count in block.overflow.values():
+                out.index_add_(0, torch.arange(self.batch_size) if block.rows is None
+                               else block.rows.cpu(), count.detach().cpu().float())
+        return out
+
+    def overflow_share(self):
+        """Capacity mode: the share of the active tokens (over all samples
+        and dispatchers) left out, 0.0 without capacity mode."""
+        active = sum(float(block.masks[part].sum()) for block in self.blocks
+                     for part in block.overflow)
+        return float(self.overflow_counts().sum()) / active if active else 0.0
 
     def per_clip(self, values):
         """(N * T, ...) per-frame values -> (N, T, ...) per clip."""

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 
 from ..flops import conv_patch_flops, layer_norm_flops, linear_flops
-from ..layers import TokenDispatcher, build_adapter, dispatched_part, drop_path, resize_pos_embed
+from ..layers import (TokenDispatcher, build_adapter, capacity_tokens, dispatched_part, drop_path,
+                      resize_pos_embed)
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from ..token_reduction import build_token_reduction
@@ -181,23 +182,28 @@ class DyTBlock(nn.Module):
             for name, _, dispatched in parts if dispatched
         })
 
-    def forward(self, x, skip_inactive=False, record=None, reduction=None):
+    def forward(self, x, skip_inactive=False, record=None, reduction=None, capacity=None):
         """(B, N, C) -> (B, N', C); each dispatched part's (B, N) mask goes to
-        ``record.masks`` (a :class:`BlockRecord`) when given. ``reduction``
+        ``record.masks`` (a :class:`BlockRecord`) when given, with the
+        capacity mode's counts (``capacity``, with ``skip_inactive``). ``reduction``
         (a token reduction's :class:`~mmdyt.models.token_reduction.BlockHook`)
         may shorten the sequence before the block and after each part."""
         x = x if reduction is None else reduction.enter(x)
         for part in self.parts:
             delta, pack = self.PART_DELTAS[part]
-            delta = getattr(self, delta)
+            delta, stats = getattr(self, delta), {}
             x, mask = dispatched_part(
                 x, delta if reduction is None else reduction.delta(part, delta),
                 self.dispatchers[part] if part in self.dispatchers else None,
                 self.adapters[part] if part in self.adapters else None,
                 skip_inactive=skip_inactive, pack=pack, training=self.training,
-                drop_path_rate=0.0 if part == 'layer' else self.drop_path_rate)
+                drop_path_rate=0.0 if part == 'layer' else self.drop_path_rate,
+                capacity=capacity, capacity_stats=stats)
             if record is not None and mask is not None:
                 record.masks[part] = mask
+                if stats:
+                    record.capacity[part], record.overflow[part] = stats['tokens'], \
+                        stats['overflow']
             x = x if reduction is None else reduction.after(part, x)
         return x
 
@@ -232,6 +238,8 @@ class DyTBlock(nn.Module):
                  layer_norm_flops(self.norm2, mlp_tokens) + self.mlp.flops(mlp_tokens))
         for part, module in (*self.adapters.items(), *self.dispatchers.items()):
             total = total + module.flops(record.tokens(part))
+        for part in record.capacity:  # capacity mode ranks by the gate once more
+            total = total + self.dispatchers[part].flops(record.tokens(part))
         return total
 
 
@@ -279,6 +287,14 @@ class DyTVisionTransformer(DyTBackbone):
         drop_path_rate (float): stochastic depth, linearly increasing.
         skip_inactive (bool): in eval mode, really skip deactivated tokens
             (True) or run the masked path (False, for checking).
+        capacity (float | None): in (0, 1]: with ``skip_inactive``, capacity
+            mode (static shapes, for compiled or accelerator inference): each
+            dispatcher computes ``ceil(capacity * N)`` tokens per sample, those
+            of highest gate logit, the mask zeroing the inactive ones; equal
+            to skipping while no sample has more active tokens. The record
+            counts the active tokens left out (``overflow_share``).
+        capacity_warning (float): warn when a forward leaves out more than
+            this share of the active tokens in capacity mode.
         pretrained (str | None): ViT checkpoint (mmpretrain, timm or original
             ``.npz``) loaded by :meth:`init_weights`.
         init_cfg (dict | list | None): mmengine's; a
@@ -312,7 +328,8 @@ class DyTVisionTransformer(DyTBackbone):
                  lora_alpha=8.0, num_prompts=0, freeze_pretrained=True,
                  out_type='cls_token', out_indices=-1, final_norm=True,
                  drop_path_rate=0.0, skip_inactive=True, qkv_bias=True,
-                 pretrained=None, petl=None, token_reduction=None, init_cfg=None):
+                 pretrained=None, petl=None, token_reduction=None, capacity=None,
+                 capacity_warning=0.01, init_cfg=None):
         init_cfg, pretrained_init = pop_pretrained_init(init_cfg)
         if pretrained_init is not None:
             if pretrained is not None:
@@ -345,6 +362,9 @@ class DyTVisionTransformer(DyTBackbone):
         self.out_type = out_type
         self.final_norm = final_norm
         self.skip_inactive = skip_inactive
+        if capacity is not None:
+            capacity_tokens(capacity, 1)  # checks the range
+        self.capacity, self.capacity_warning = capacity, capacity_warning
         self.freeze_pretrained = freeze_pretrained
         self.pretrained = pretrained
         indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
@@ -529,7 +549,8 @@ class DyTVisionTransformer(DyTBackbone):
             block_record = BlockRecord(index=i, num_tokens=x.shape[1], rows=rows)
             hook = None if self.token_reduction is None else self.token_reduction.block_hook(
                 self.blocks[i], block_record, record.blocks[-1] if record.blocks else None)
-            x = self.blocks[i](x, skip_inactive=skip, record=block_record, reduction=hook)
+            x = self.blocks[i](x, skip_inactive=skip, record=block_record, reduction=hook,
+                               capacity=self.capacity if skip else None)
             record.blocks.append(block_record)
             if i == self.num_layers - 1:
                 x = self.norm(x)
@@ -545,6 +566,13 @@ class DyTVisionTransformer(DyTBackbone):
             x = self.run_blocks(x, record, i, i + 1)
             if i in self.out_indices:
                 outs.append(self.format_output(x, record.grid))
+        if self.capacity is not None and not (torch.compiler.is_compiling()
+                                              or torch.jit.is_tracing()):
+            share = record.overflow_share()
+            if share > self.capacity_warning:
+                warnings.warn(f'capacity mode (capacity={self.capacity}) left out '
+                              f'{share:.1%} of the active tokens (warning above '
+                              f'{self.capacity_warning:.1%}): raise the capacity')
         return tuple(outs)
 
     def format_output(self, x, grid):
