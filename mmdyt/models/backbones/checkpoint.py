@@ -14,7 +14,10 @@ mmpretrain ``VisionTransformer``   mmdyt / timm
 ``ln1`` (final norm)               ``norm``
 =================================  ==================================
 
-timm ``vit_*_patch16_*`` state dicts already use mmdyt's names. The original
+timm ``vit_*_patch16_*`` state dicts already use mmdyt's names, as do the
+self-supervised releases: MAE's ``model`` (its decoder keys are ignored) and
+MoCo v3's ``module.base_encoder.`` (the momentum encoder and predictor are
+ignored); their mmpretrain conversions use mmpretrain's names. The original
 ImageNet-21k ``.npz`` files (big_vision / AugReg layout) are converted as
 timm's ``_load_weights`` does. Prefixes ``backbone.``, ``module.`` and wrapper
 keys ``state_dict`` / ``model`` are removed first.
@@ -112,13 +115,24 @@ def convert_npz(weights, num_layers):
     return state
 
 
+#: MoCo v3's release keeps the ViT under this name, beside its momentum
+#: encoder and predictor (which are not loaded).
+MOCO_V3_ENCODER = 'base_encoder.'
+
+
 def convert_state_dict(checkpoint, num_layers):
-    """Any supported checkpoint (already read) -> mmdyt-named state dict."""
+    """Any supported checkpoint (already read) -> mmdyt-named state dict:
+    original ``.npz``, timm, mmpretrain (supervised, MAE, MoCo v3 converted),
+    MAE's release (``model``, decoder keys ignored) and MoCo v3's release
+    (``state_dict`` with ``module.base_encoder.``)."""
     if any(key.endswith('embedding/kernel') for key in checkpoint):
         return convert_npz(checkpoint, num_layers)
     for wrapper in ('state_dict', 'model'):
         if isinstance(checkpoint.get(wrapper), dict):
             checkpoint = checkpoint[wrapper]
+    encoder = {key.split(MOCO_V3_ENCODER, 1)[1]: value for key, value in checkpoint.items()
+               if key.startswith(MOCO_V3_ENCODER) or key.startswith('module.' + MOCO_V3_ENCODER)}
+    checkpoint = encoder or checkpoint
     state = {}
     for key, value in checkpoint.items():
         for prefix in STRIPPED_PREFIXES:

@@ -43,6 +43,9 @@ class EarlyExitClassifier(EarlyExitMixin, BaseClassifier):
         rate_loss (dict | None): activation-rate loss when the backbone
             dispatches tokens (DyT), e.g.
             ``dict(type='ActivationRateLoss', target_rate=0.5)``.
+        feature (str): what every exit head reads: 'cls_token' or
+            'avg_featmap' (the mean of the patch tokens: global pooling, as
+            the MAE recipe uses).
         data_preprocessor (dict | None): default ``ClsDataPreprocessor``.
 
     Checkpoints keep only the trainable weights plus the backbone's
@@ -53,16 +56,22 @@ class EarlyExitClassifier(EarlyExitMixin, BaseClassifier):
                  heads=None, num_shallow_stages=None,
                  stage_dropout=dict(shallow=0.5, deep=0.1), loss_weights=None,
                  thresholds=None, loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-                 rate_loss=None, data_preprocessor=None, init_cfg=None):
+                 rate_loss=None, feature='cls_token', data_preprocessor=None,
+                 init_cfg=None):
+        if feature not in self.FEATURES:
+            raise ValueError(f'feature must be one of {self.FEATURES}, got {feature!r}')
         data_preprocessor = dict(data_preprocessor or {})
         data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
         super().__init__(init_cfg=init_cfg, data_preprocessor=data_preprocessor)
+        self.feature = feature
         self.backbone = MODELS.build(backbone)
         self.loss_module = MODELS.build(loss)
         self.init_exits(
             lambda spec: ExitHead(self.backbone.embed_dims, num_classes, **spec),
             exit_interval, exit_layers, heads, num_shallow_stages, stage_dropout,
             loss_weights, thresholds, rate_loss)
+
+    FEATURES = ('cls_token', 'avg_featmap')
 
     # ---- forward ------------------------------------------------------------
     def forward(self, inputs, data_samples=None, mode='tensor'):
@@ -75,15 +84,17 @@ class EarlyExitClassifier(EarlyExitMixin, BaseClassifier):
         raise RuntimeError(f'Invalid mode "{mode}".')
 
     def extract_feat(self, inputs):
-        """Normalised class token of the last block: (B, C)."""
-        return self.backbone.run_blocks(self.backbone.embed(inputs))[:, 0]
+        """The ``feature`` of the last block's normalised tokens: (B, C)."""
+        return self.exit_input(self.backbone.run_blocks(self.backbone.embed(inputs)), 1, None)
 
     def embed_units(self, inputs, record):
         """(B, 3, H, W) images -> (B, N, C) tokens, one frame each."""
         return self.backbone.embed(inputs, record), 1
 
     def exit_input(self, x, frames, record):
-        """The class token: (b, C)."""
+        """The class token or the mean patch token: (b, C)."""
+        if self.feature == 'avg_featmap':
+            return x[:, self.backbone.num_fixed_tokens:].mean(1)
         return x[:, 0]
 
     def head_flops(self, head, record):

@@ -201,3 +201,17 @@ def test_vpt_prompts_go_through_the_stepping_api():
         torch.testing.assert_close(p.pred_score, exits[j][1][i].softmax(-1))
     trainable = {n for n, p in model.backbone.named_parameters() if p.requires_grad}
     assert trainable == {'prompts'}
+
+
+def test_avg_featmap_exits_read_the_mean_patch_token():
+    """MAE's recipe pools globally: every exit reads the mean patch token."""
+    model = build('lora', feature='avg_featmap')
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        exits, _ = model.run_exits(x)
+        model.backbone.out_type = 'avg_featmap'
+        model.backbone.out_indices = [1]
+        pooled = model.backbone(x)[0]
+    torch.testing.assert_close(exits[0][1], model.heads[0](pooled))
+    with pytest.raises(ValueError, match='feature must be one of'):
+        build('lora', feature='gap')

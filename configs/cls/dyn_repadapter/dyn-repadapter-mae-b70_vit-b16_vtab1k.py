@@ -1,0 +1,3 @@
+# Dyn-RepAdapter on a MAE ViT-B/16, exit thresholds calibrated on val to 70 % of the backbone FLOPs, VTAB-1K (Table 3)
+_base_ = ['./dyn-repadapter-mae_vit-b16_vtab1k.py']
+exit_budget = 0.7
