@@ -72,7 +72,6 @@ def test_masked_entries_are_not_updated_by_the_step(optimizer):
         before = {p: p.detach().clone() for p in model.parameters() if p.requires_grad}
         backward(model)
         frozen = {p: p.grad == 0 for p in before}
-                  for p in before}
         opt.step()
         for param, value in before.items():
             assert torch.equal(param[frozen[param]], value[frozen[param]])
