@@ -17,6 +17,13 @@ CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', 'cls', '**', '*.
                                       recursive=True) if '_base_' not in p)
 DYT_CONFIGS = [p for p in CONFIGS if Config.fromfile(p).model.type == 'DyTImageClassifier']
 TINY = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
+#: backbone type -> tiny backbone overrides and the width of its output
+TINY_BACKBONES = {
+    'DyTVisionTransformer': (dict(arch=TINY, img_size=32, patch_size=16), 48),
+    'DyTSwinTransformer': (dict(arch=dict(embed_dims=8, depths=[1, 2, 1, 1],
+                                          num_heads=[1, 1, 2, 2]),
+                                img_size=32, patch_size=4, window_size=1), 64),
+}
 
 
 def rel(path):
@@ -56,17 +63,22 @@ def test_dyt_configs_found():
 @pytest.mark.parametrize('path', DYT_CONFIGS, ids=rel)
 def test_builds_tiny(path):
     cfg = Config.fromfile(path)
-    cfg.model.head.in_channels = TINY['embed_dims']
-    model = build_model(cfg, arch=TINY, img_size=32, patch_size=16)
+    backbone, width = TINY_BACKBONES[cfg.model.backbone.type]
+    cfg.model.head.in_channels = width
+    model = build_model(cfg, **backbone)
     name = osp.basename(path)
     rate = re.search(r'-r(0\.\d)', name)
     if rate and not name.startswith(('lora', 'vpt')):
         assert model.rate_loss.target_rate == float(rate.group(1))
     else:
         assert model.rate_loss is None
-    expected_classes = {'cifar100': 100, 'svhn': 10, 'food101': 101, 'vtab1k': 100}
-    dataset = name[:-3].split('_')[-1]
+    expected_classes = {'cifar100': 100, 'svhn': 10, 'food101': 101, 'vtab1k': 100,
+                        'cifar10': 10, 'dtd': 47, 'fgvc_aircraft': 100, 'flowers102': 102,
+                        'oxford_pets': 37, 'stanford_cars': 196}
+    dataset = re.search(r'_(?:vit-[bl]16|swin-b)_(.+)$', name[:-3]).group(1)
     assert model.head.num_classes == expected_classes[dataset]
+    assert cfg.data_preprocessor.get('num_classes', model.head.num_classes) == \
+        expected_classes[dataset]
 
 
 @pytest.mark.parametrize('path', [p for p in DYT_CONFIGS if 'vtab1k' not in p], ids=rel)

@@ -62,14 +62,22 @@ def test_config_follows_table9(path):
     assert model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(341, 341))
     assert [e['type'] for e in cfg.test_evaluator] == ['IoUMetric', 'EfficiencyMetric']
     backbone = model.backbone
-    assert (backbone.arch, backbone.img_size, backbone.out_type) == ('b', 512, 'featmap')
-    assert tuple(backbone.out_indices) == (3, 5, 7, 11) and backbone.final_norm is False
-    assert backbone.pretrained == 'data/pretrained/vit-b16_in21k.npz'
-    assert model.neck.type == 'Feature2Pyramid' and model.neck.rescales == [4, 2, 1, 0.5]
     head, aux = model.decode_head, model.auxiliary_head
-    assert (head.type, head.pool_scales, head.channels) == ('UPerHead', (1, 2, 3, 6), 768)
+    assert (backbone.arch, backbone.img_size, backbone.out_type) == ('b', 512, 'featmap')
+    if backbone.type == 'DyTSwinTransformer':  # mmseg's Swin-UperNet recipe
+        assert tuple(backbone.out_indices) == (0, 1, 2, 3) and backbone.pad_small_map
+        assert backbone.pretrained == 'data/pretrained/swin-b_in22k-224.pth'
+        assert model.get('neck') is None and head.in_channels == [128, 256, 512, 1024]
+        assert (head.type, head.pool_scales, head.channels) == ('UPerHead', (1, 2, 3, 6), 512)
+        assert aux.in_channels == 512 and aux.in_index == 2
+    else:
+        assert tuple(backbone.out_indices) == (3, 5, 7, 11) and backbone.final_norm is False
+        assert backbone.pretrained == 'data/pretrained/vit-b16_in21k.npz'
+        assert model.neck.type == 'Feature2Pyramid' and model.neck.rescales == [4, 2, 1, 0.5]
+        assert (head.type, head.pool_scales, head.channels) == ('UPerHead', (1, 2, 3, 6), 768)
+        assert model.neck.norm_cfg.type == 'SyncBN'
     assert (aux.type, aux.loss_decode.loss_weight) == ('FCNHead', 0.4)
-    assert head.norm_cfg.type == aux.norm_cfg.type == model.neck.norm_cfg.type == 'SyncBN'
+    assert head.norm_cfg.type == aux.norm_cfg.type == 'SyncBN'
     dispatching = backbone.dispatch is not None
     assert (model.rate_loss is not None) == dispatching
     if dispatching:
@@ -92,10 +100,18 @@ def test_config_builds_tiny_model(path):
     from mmseg.registry import MODELS
     cfg = Config.fromfile(path)
     model_cfg = cfg.model
-    model_cfg.backbone.update(arch=TINY, img_size=32, out_indices=(0, 1, 2, 3), pretrained=None)
-    model_cfg.neck.update(embed_dim=48, norm_cfg=BN)
-    model_cfg.decode_head.update(in_channels=[48] * 4, channels=8, norm_cfg=BN)
-    model_cfg.auxiliary_head.update(in_channels=48, channels=8, norm_cfg=BN)
+    if model_cfg.backbone.type == 'DyTSwinTransformer':
+        model_cfg.backbone.update(arch=dict(embed_dims=8, depths=[1, 2, 1, 1],
+                                            num_heads=[1, 1, 2, 2]), window_size=2,
+                                  pretrained=None)
+        model_cfg.decode_head.update(in_channels=[8, 16, 32, 64], channels=8, norm_cfg=BN)
+        model_cfg.auxiliary_head.update(in_channels=32, channels=8, norm_cfg=BN)
+    else:
+        model_cfg.backbone.update(arch=TINY, img_size=32, out_indices=(0, 1, 2, 3),
+                                  pretrained=None)
+        model_cfg.neck.update(embed_dim=48, norm_cfg=BN)
+        model_cfg.decode_head.update(in_channels=[48] * 4, channels=8, norm_cfg=BN)
+        model_cfg.auxiliary_head.update(in_channels=48, channels=8, norm_cfg=BN)
     init_default_scope('mmseg')
     model = MODELS.build(model_cfg)
     trainable = {n for n, p in model.backbone.named_parameters() if p.requires_grad}

@@ -1,0 +1,8 @@
+# Dynamic full tuning (DyT dispatch r=0.5, every weight trained), ViT-B/16, Flowers-102 (Table 10)
+_base_ = [
+    '../_base_/models/vit-b16_dynamic-full.py', '../_base_/datasets/flowers102_bs128_rrc.py',
+    '../_base_/schedules/adamw_bs1024_100e.py', '../_base_/default_runtime.py'
+]
+model = dict(head=dict(num_classes=102))
+# 1/10 of the base learning rate (DyT App. A.2)
+optim_wrapper = dict(optimizer=dict(lr=1e-4 * 1024 / 256))

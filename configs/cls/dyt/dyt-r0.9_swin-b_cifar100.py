@@ -1,0 +1,8 @@
+# DyT (MLP dispatch, r=0.9, adapter d=64), Swin-B, CIFAR-100 (Table 11)
+_base_ = [
+    '../_base_/models/swin-b_dyt.py', '../_base_/datasets/cifar100_bs128_rrc.py',
+    '../_base_/schedules/adamw_bs1024_100e.py', '../_base_/default_runtime.py'
+]
+model = dict(head=dict(num_classes=100), rate_loss=dict(target_rate=0.9))
+# Swin checkpoints are trained on ImageNet-normalised inputs
+data_preprocessor = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])

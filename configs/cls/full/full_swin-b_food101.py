@@ -1,0 +1,10 @@
+# Full tuning (dense Swin-B: the FLOPs reference), Food-101 (Table 11)
+_base_ = [
+    '../_base_/models/swin-b_full.py', '../_base_/datasets/food101_bs128_rrc.py',
+    '../_base_/schedules/adamw_bs1024_100e.py', '../_base_/default_runtime.py'
+]
+model = dict(head=dict(num_classes=101))
+# 1/10 of the base learning rate (DyT App. A.2)
+optim_wrapper = dict(optimizer=dict(lr=1e-4 * 1024 / 256))
+# Swin checkpoints are trained on ImageNet-normalised inputs
+data_preprocessor = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
