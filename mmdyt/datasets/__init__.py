@@ -11,6 +11,7 @@ from .base import (DIGIT_CLASSES, ClsBaseDataset, check_labels, image_sample,
 from .csv_digits import CSVDigits, read_csv_rows, split_indices
 from .food101 import Food101Dataset
 from .idx import FASHION_MNIST_CLASSES, IDX_CLASSES, IDXDataset, read_idx
+from .imagenet_variants import IMAGENET_VARIANTS, ImageNetVariant, read_synsets
 from .svhn import SVHN
 from .vtab import VTAB1K_GROUPS, VTAB1K_SPLITS, VTAB1K_TASKS, VTAB1k
 
@@ -19,5 +20,6 @@ __all__ = [
     'VTAB1K_SPLITS', 'SVHN', 'Food101Dataset', 'IDXDataset', 'CSVDigits',
     'read_annotation_list', 'read_idx', 'read_csv_rows', 'split_indices',
     'parse_label', 'check_labels', 'image_sample', 'DIGIT_CLASSES',
-    'FASHION_MNIST_CLASSES', 'IDX_CLASSES'
+    'FASHION_MNIST_CLASSES', 'IDX_CLASSES', 'IMAGENET_VARIANTS', 'ImageNetVariant',
+    'read_synsets'
 ]

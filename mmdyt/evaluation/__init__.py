@@ -1,4 +1,5 @@
 from .early_exit import EarlyExitMetric
 from .efficiency import EfficiencyMetric
+from .subset_accuracy import SubsetAccuracy
 
-__all__ = ['EarlyExitMetric', 'EfficiencyMetric']
+__all__ = ['EarlyExitMetric', 'EfficiencyMetric', 'SubsetAccuracy']
