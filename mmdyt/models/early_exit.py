@@ -11,8 +11,9 @@ head reads and what that head costs.
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 
-from .heads.early_exit import balanced_head_specs, reaches_threshold
+from .heads.early_exit import balanced_head_specs, exit_heads_summary, reaches_threshold
 from .petl import set_dropout
 from .record import ForwardRecord
 from .task_utils import DyTTaskMixin
@@ -71,6 +72,7 @@ class EarlyExitMixin(DyTTaskMixin):
         if len(heads) != num_exits:
             raise ValueError(f'{num_exits} exits need {num_exits} head specs, got {len(heads)}')
         self.heads = nn.ModuleList([build_head(spec) for spec in heads])
+        print_log(exit_heads_summary(self.heads, self.exit_layers), logger='current')
         self.set_loss_weights([1.0] * num_exits if loss_weights is None else loss_weights)
         self.thresholds = self._check_per_exit(
             'thresholds', [1.0] * num_exits if thresholds is None else thresholds)

@@ -7,15 +7,54 @@ sample; ``num_tokens`` an int or a (B,) tensor of tokens it ran on), built
 from the helpers here; a backbone sums its modules' answers over the
 :class:`~mmdyt.models.record.ForwardRecord` of a forward.
 """
+import contextlib
+import contextvars
+
 import torch.nn as nn
 
 LN_FLOPS_PER_ELEMENT = 5  # fvcore's count for an affine LayerNorm
 
+#: 'mmdyt' (the default): attention matmuls and LayerNorms counted (17.58 G
+#: for ViT-B/16 at 224). 'paper': the convention of the Dyn-Adapter paper's
+#: tables (16.8 G), linear layers and the patch embedding only.
+FLOPS_CONVENTIONS = ('mmdyt', 'paper')
+_CONVENTION = contextvars.ContextVar('mmdyt_flops_convention', default='mmdyt')
+
+
+@contextlib.contextmanager
+def flops_convention(name):
+    """Within the block, every ``flops()`` counts by convention ``name``
+    (one of :data:`FLOPS_CONVENTIONS`)."""
+    if name not in FLOPS_CONVENTIONS:
+        raise ValueError(f'FLOPs convention must be one of {FLOPS_CONVENTIONS}, got {name!r}')
+    token = _CONVENTION.set(name)
+    try:
+        yield
+    finally:
+        _CONVENTION.reset(token)
+
+
+def attention_matmul_flops(num_queries, num_keys, embed_dims):
+    """``q @ k^T`` and ``probs @ v`` of ``num_queries`` queries over
+    ``num_keys`` keys, ``embed_dims`` wide over all heads (0 under the
+    'paper' convention)."""
+    if _CONVENTION.get() == 'paper':
+        return 0
+    return 2 * num_queries * num_keys * embed_dims
+
+
+def attention_bias_flops(num_queries, num_keys, num_heads):
+    """A bias (e.g. a relative position bias) added to every attention logit:
+    one add per head, query and key (0 under the 'paper' convention)."""
+    if _CONVENTION.get() == 'paper':
+        return 0
+    return num_queries * num_keys * num_heads
+
 
 def layer_norm_flops(norm, num_tokens):
-    """An affine LayerNorm (0 for anything else, e.g. ``nn.Identity``) on
-    ``num_tokens`` tokens."""
-    if not isinstance(norm, nn.LayerNorm):
+    """An affine LayerNorm (0 for anything else, e.g. ``nn.Identity``, and
+    under the 'paper' convention) on ``num_tokens`` tokens."""
+    if not isinstance(norm, nn.LayerNorm) or _CONVENTION.get() == 'paper':
         return 0
     return LN_FLOPS_PER_ELEMENT * norm.normalized_shape[0] * num_tokens
 

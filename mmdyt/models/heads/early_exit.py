@@ -2,7 +2,9 @@
 
 * :class:`ExitHead`: a linear or MLP classifier on the class token.
 * :func:`balanced_head_specs`: head balance, heavier (MLP) heads on the
-  shallow exits and light (linear) heads on the deep ones.
+  shallow exits and light (linear) heads on the deep ones;
+  :func:`mlp_head_width` sizes the MLP heads from C and K and
+  :func:`exit_heads_summary` reports their parameters.
 * :func:`reaches_threshold` / :func:`first_exit`: the confidence-threshold
   exit policy (its calibration to a FLOPs budget lives in
   :mod:`mmdyt.engine.exit_calibration`).
@@ -87,6 +89,16 @@ class ExitHead(nn.Module):
         if self.hidden is not None:
             total += linear_flops(self.hidden, num_tokens)
         return total
+
+
+def exit_heads_summary(heads, exit_layers):
+    """One line with the parameters of the exit heads (all, per exit, and
+    those before the last block: the overhead over a one-head baseline)."""
+    sizes = [sum(p.numel() for p in head.parameters()) for head in heads]
+    per_exit = ', '.join(f'block {layer} {size / 1e6:.3f}'
+                         for layer, size in zip(exit_layers, sizes))
+    return (f'Exit heads: {sum(sizes) / 1e6:.3f} M ({per_exit}; '
+            f'{sum(sizes[:-1]) / 1e6:.3f} M before the last block)')
 
 
 def balanced_head_specs(num_exits, num_heavy=None, hidden_dims=None, last_norm=False):

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..flops import layer_norm_flops, linear_flops
+from ..flops import attention_matmul_flops, layer_norm_flops, linear_flops
 
 
 class CrossAttentionQuery(nn.Module):
@@ -63,4 +63,4 @@ class CrossAttentionQuery(nn.Module):
         norms = layer_norm_flops(self.norm_q, 1) + layer_norm_flops(self.norm_kv, num_tokens)
         projections = (linear_flops(self.q, 1) + linear_flops(self.proj, 1) +
                        linear_flops(self.kv, num_tokens))
-        return norms + projections + 2 * num_tokens * self.embed_dims
+        return norms + projections + attention_matmul_flops(1, num_tokens, self.embed_dims)

@@ -46,6 +46,7 @@ class PackedTokens:
             when the caller has it already.
 
     Attributes:
+        num_tokens (int): N.
         flat_index (Tensor): (S,) rows of the (B * N, C) view that are active.
         padded_index (Tensor): (S,) rows of a (B * K_max, C) padded view where
             each active token goes, samples packed to the left.
@@ -60,6 +61,7 @@ class PackedTokens:
         self.max_count = counts.max().item()
         torch._check(self.max_count > 0)
         self.batch_size = batch_size
+        self.num_tokens = mask.shape[1]
         self.flat_index = (mask.flatten().nonzero().squeeze(1)
                            if flat_index is None else flat_index)
         slot = (mask.cumsum(1) - 1)[mask]

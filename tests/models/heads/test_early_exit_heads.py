@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from mmdyt.datasets import VTAB1K_TASKS
-from mmdyt.models.heads.early_exit import (ExitHead, balanced_head_specs, first_exit,
-                                           mlp_head_width)
+from mmdyt.models.heads.early_exit import (ExitHead, balanced_head_specs, exit_heads_summary,
+                                           first_exit, mlp_head_width)
 
 
 def test_head_balance_puts_mlp_heads_first():
@@ -67,3 +67,12 @@ def test_early_heads_overhead_on_vtab1k_is_the_papers_order():
     mean = sum(overheads) / len(overheads) / 1e6
     assert 0.12 <= mean <= 0.17, mean
     assert round(mean, 3) == 0.157
+
+
+def test_exit_heads_summary_reports_the_head_parameters():
+    heads = [ExitHead(48, 5, type='mlp', hidden_dims=8), ExitHead(48, 5, norm=False)]
+    mlp, linear = 96 + 48 * 8 + 8 + 8 * 5 + 5, 48 * 5 + 5
+    assert heads[0].num_parameters() == mlp and heads[1].num_parameters() == linear
+    assert exit_heads_summary(heads, [3, 6]) == (
+        f'Exit heads: {(mlp + linear) / 1e6:.3f} M (block 3 {mlp / 1e6:.3f}, '
+        f'block 6 {linear / 1e6:.3f}; {mlp / 1e6:.3f} M before the last block)')
