@@ -2,11 +2,13 @@
 named after the item it guards."""
 import copy
 import re
+import warnings
 
 import pytest
 import torch
 
 from mmdyt.models.backbones import DyTVisionTransformer
+from mmdyt.models.record import ForwardRecord
 
 pytest.importorskip('mmpretrain')
 
@@ -213,3 +215,77 @@ def test_item05_nan_inf_input_paths_agree(variant, bad):
     masked, skipping = both_paths(model, x)
     assert not torch.isfinite(masked[1]).all() and torch.isfinite(masked[[0, 2]]).all()
     torch.testing.assert_close(skipping, masked, equal_nan=True, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(out_indices=[0, 3]), r'out_indices \[3\] outside \[-3, 3\) for 3 blocks'),
+    (dict(out_indices=[-4]), r'out_indices \[-4\] outside'),
+    (dict(out_indices=[2, -1]), r'out_indices \[2, -1\] name a block twice \(blocks \[2, 2\]\)'),
+    (dict(arch=dict(TINY, num_heads=5)), 'num_heads=5 does not divide embed_dims=48'),
+    (dict(drop_path_rate=1.0), r'drop_path_rate must be in \[0, 1\), got 1.0'),
+])
+def test_item06_settings_are_checked_at_build_time(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_vit(**kwargs)
+
+
+def test_item06_input_not_a_patch_multiple_is_padded():
+    model = tiny_vit(out_type='featmap').eval()
+    x = torch.randn(2, 3, 35, 30)
+    padded = torch.zeros(2, 3, 40, 32)
+    padded[:, :, :35, :30] = x
+    record = ForwardRecord()
+    with torch.no_grad():
+        out = model(x, record=record)[0]
+        torch.testing.assert_close(out, model(padded)[0])
+    assert out.shape == (2, 48, 5, 4) and record.grid == (5, 4)
+
+
+@pytest.mark.parametrize('out_type, shape', [('cls_token', (0, 48)), ('featmap', (0, 48, 4, 4)),
+                                             ('avg_featmap', (0, 48)), ('raw', (0, 16, 48))])
+@pytest.mark.parametrize('variant', ['mlp', 'attn', 'layer'])
+def test_item11_empty_batch(variant, out_type, shape):
+    model = tiny_vit(dispatch=variant, out_type=out_type)
+    for train in (True, False):
+        model.train(train)
+        record = ForwardRecord()
+        out = model(torch.zeros(0, 3, 32, 32), record=record)[0]
+        assert out.shape == shape
+        assert model.flops(record).shape == (0, )
+
+
+def test_item11_deepcopy_after_train_forward():
+    model = classifier()
+    model.train()
+    inputs = torch.randn(2, 3, 32, 32)
+    from mmpretrain.structures import DataSample
+    losses = model(inputs, [DataSample().set_gt_label(i) for i in range(2)], mode='loss')
+    sum(losses.values()).backward()
+    copied = copy.deepcopy(model)
+    copied.eval()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(copied(inputs, mode='tensor'), model(inputs, mode='tensor'))
+
+
+def test_item07_plain_toolbox_model_warns_about_the_rate_loss():
+    from mmdyt.models.backbones import base
+    base._WARNED.clear()
+    cfg = dict(type='ImageClassifier',
+               backbone=dict(type='DyTVisionTransformer', arch=TINY, img_size=32, patch_size=8,
+                             adapter_dim=8),
+               head=dict(type='LinearClsHead', num_classes=5, in_channels=48))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        plain = MODELS.build(cfg)
+    from mmpretrain.structures import DataSample
+    samples = [DataSample().set_gt_label(0)]
+    with pytest.warns(UserWarning, match=r"DyTVisionTransformer with token dispatchers .* no "
+                      r"rate loss .* DyTImageClassifier .* rate_loss=dict\(type='Activation"):
+        plain(torch.randn(1, 3, 32, 32), samples, mode='loss')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        plain(torch.randn(1, 3, 32, 32), samples, mode='loss')
+        base._WARNED.clear()
+        classifier(rate_loss=dict(type='ActivationRateLoss', target_rate=0.5)).train()(
+            torch.randn(1, 3, 32, 32), samples, mode='loss')
+    base._WARNED.clear()

@@ -1,6 +1,12 @@
 """What every DyT backbone (the ViT, Swin, ...) offers the task glue, the
 hooks and the tools."""
+import warnings
+
 from mmengine.model import BaseModule
+
+#: The mmdyt task model that applies the rate loss, per toolbox model.
+TASK_MODELS = ('DyTImageClassifier (for mmpretrain ImageClassifier), DyTEncoderDecoder '
+               '(mmseg EncoderDecoder) or DyTRecognizer3D (mmaction Recognizer3D)')
 
 
 class DyTBackbone(BaseModule):
@@ -40,6 +46,20 @@ class DyTBackbone(BaseModule):
         """The names the forward record gives the dispatchers' masks."""
         raise NotImplementedError
 
+    def warn_if_unrecorded(self, record):
+        """Warn (once per class) when this backbone trains its dispatchers
+        without a record, i.e. inside a plain toolbox model that adds no rate
+        loss: the gates then drift to whatever the task loss prefers."""
+        if record is not None or not self.training or not self.dispatchers() \
+                or type(self) in _WARNED:
+            return
+        _WARNED.add(type(self))
+        warnings.warn(
+            f'{type(self).__name__} with token dispatchers is training inside a model that '
+            f'passes it no ForwardRecord, so no rate loss (Eq. 8) is applied: use mmdyt\'s '
+            f"{TASK_MODELS} with rate_loss=dict(type='ActivationRateLoss', target_rate=...)",
+            UserWarning, stacklevel=3)
+
     def set_tau(self, tau):
         for dispatcher in self.dispatchers():
             dispatcher.tau = tau
@@ -56,3 +76,6 @@ class DyTBackbone(BaseModule):
     def flops(self, record, stop=None):
         """(B,) float64 multiply-adds per sample: :meth:`flops_by_part` summed."""
         return sum(self.flops_by_part(record, stop).values())
+
+
+_WARNED = set()

@@ -71,11 +71,18 @@ class Attention(nn.Module):
         self.num_heads = num_heads
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.proj = nn.Linear(embed_dims, embed_dims)
+        self.rel_pos_grid = None if rel_pos_grid is None else tuple(rel_pos_grid)
+        if self.rel_pos_grid is not None:
+            h, w = self.rel_pos_grid
+            self.rel_pos_table = nn.Parameter(torch.zeros((2 * h - 1) * (2 * w - 1) + 3,
+                                                          num_heads))
+            self.register_buffer('rel_pos_index', relative_position_index(self.rel_pos_grid),
+                                 persistent=False)
 
     def _split_heads(self, qkv):
-        batch_size, num_tokens, _ = qkv.shape
+        batch_size, num_tokens, channels = qkv.shape
         return qkv.reshape(batch_size, num_tokens, 3, self.num_heads,
-                           -1).permute(2, 0, 3, 1, 4).unbind(0)
+                           channels // (3 * self.num_heads)).permute(2, 0, 3, 1, 4).unbind(0)
 
     def _merge_heads(self, x):
         return x.transpose(1, 2).flatten(2)
@@ -243,6 +250,43 @@ class DyTBlock(nn.Module):
         return total
 
 
+def pad_to_patches(x, patch_size):
+    """(B, C, H, W) zero-padded at the bottom and right to multiples of
+    ``patch_size`` (mmcv's ``AdaptivePadding(padding='corner')``, which
+    mmpretrain's ``PatchEmbed`` uses), instead of the patch convolution's
+    silent crop of the last rows and columns."""
+    pad_h, pad_w = -x.shape[-2] % patch_size, -x.shape[-1] % patch_size
+    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+
+def check_settings(arch_settings, out_indices, drop_path_rate):
+    """Refuse, at build time, what would otherwise fail at the first forward
+    or silently change the model; returns ``out_indices`` as a list of
+    block indices in [0, num_layers).
+
+    Raises:
+        ValueError: ``num_heads`` does not divide ``embed_dims``; an
+            out index outside [-num_layers, num_layers) or given twice (e.g.
+            ``-1`` and the last block); ``drop_path_rate`` outside [0, 1).
+    """
+    embed_dims, num_heads = arch_settings['embed_dims'], arch_settings['num_heads']
+    num_layers = arch_settings['num_layers']
+    if embed_dims % num_heads:
+        raise ValueError(f'num_heads={num_heads} does not divide embed_dims={embed_dims}')
+    if not 0 <= drop_path_rate < 1:
+        raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate} (1 drops '
+                         'every block: NaN outputs)')
+    indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+    outside = [i for i in indices if not -num_layers <= i < num_layers]
+    if outside:
+        raise ValueError(f'out_indices {outside} outside [-{num_layers}, {num_layers}) for '
+                         f'{num_layers} blocks')
+    normalized = [i % num_layers for i in indices]
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f'out_indices {indices} name a block twice (blocks {normalized})')
+    return normalized
+
+
 def _per_row(value, rows, batch_size):
     """A per-sample count (int or (b,)) of ``rows`` (None = all) -> (B,)
     float64 on the CPU, 0 for the other rows."""
@@ -367,8 +411,7 @@ class DyTVisionTransformer(DyTBackbone):
         self.capacity, self.capacity_warning = capacity, capacity_warning
         self.freeze_pretrained = freeze_pretrained
         self.pretrained = pretrained
-        indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
-        self.out_indices = [i % num_layers for i in indices]
+        self.out_indices = check_settings(self.arch_settings, out_indices, drop_path_rate)
 
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(in_channels, embed_dims, patch_size, patch_size)
@@ -508,9 +551,10 @@ class DyTVisionTransformer(DyTBackbone):
 
     # ---- forward ----------------------------------------------------------
     def embed(self, x, record=None):
-        """(B, 3, H, W) -> tokens (B, 1 + h * w, C); ``record`` gets the batch
-        size, the patch grid and the dispatcher layout."""
-        x = self.patch_embed.proj(x)
+        """(B, 3, H, W) -> tokens (B, 1 + h * w, C), ``h = ceil(H / patch)``
+        (:func:`pad_to_patches`); ``record`` gets the batch size, the patch
+        grid and the dispatcher layout."""
+        x = self.patch_embed.proj(pad_to_patches(x, self.patch_size))
         grid = tuple(x.shape[-2:])
         x = x.flatten(2).transpose(1, 2)
         pos_embed = resize_pos_embed(self.pos_embed, self.patch_resolution, grid)
@@ -559,6 +603,7 @@ class DyTVisionTransformer(DyTBackbone):
     def forward(self, x, record=None):
         """(B, 3, H, W) -> tuple of outputs, one per ``out_indices``; what
         happened goes to ``record`` (a :class:`ForwardRecord`) when given."""
+        self.warn_if_unrecorded(record)
         record = ForwardRecord() if record is None else record
         x = self.embed(x, record)
         outs = []
@@ -584,4 +629,4 @@ class DyTVisionTransformer(DyTBackbone):
             return patches
         if self.out_type == 'avg_featmap':
             return patches.mean(1)
-        return patches.transpose(1, 2).reshape(x.shape[0], -1, *grid)
+        return patches.transpose(1, 2).reshape(x.shape[0], x.shape[-1], *grid)

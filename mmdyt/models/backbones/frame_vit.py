@@ -31,6 +31,7 @@ class FrameDyTVisionTransformer(DyTVisionTransformer):
 
     def forward(self, x, record=None):
         """(N, C, T, H, W) -> (N, T, L, C_embed) tokens of every frame."""
+        self.warn_if_unrecorded(record)
         record = ForwardRecord() if record is None else record
         tokens = self.run_blocks(self.embed_clips(x, record), record)
         return self.clip_tokens(tokens, record)
