@@ -1,0 +1,164 @@
+"""ONNX export that keeps the token skipping (mmdyt.deploy.onnx,
+tools/deployment/export_onnx.py): round trips in ONNX Runtime on activation
+patterns and batch sizes unseen at export, the masked and capacity
+fallbacks, and the refusal to trace the skipping path."""
+import runpy
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmdyt.deploy.onnx import SKIPPING_OPS, ExportCheckError, check_onnx, export_onnx
+from mmdyt.models.backbones import DyTVisionTransformer
+
+onnx = pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCH = dict(embed_dims=48, num_layers=1, num_heads=3, feedforward_channels=96)
+SHAPE = (3, 32, 32)
+VARIANTS = ('mlp', 'attn', 'attn_mlp', 'layer')
+
+
+def tiny(dispatch='mlp', num_experts=1, **kwargs):
+    """A tiny DyT ViT in eval mode with non-trivial gates and adapters."""
+    torch.manual_seed(0)
+    model = DyTVisionTransformer(arch=ARCH, img_size=32, patch_size=8, adapter_dim=8,
+                                 dispatch=dispatch, num_experts=num_experts, **kwargs).eval()
+    with torch.no_grad():
+        for dispatcher in model.dispatchers():
+            dispatcher.gate.weight.normal_(std=0.5)
+        for name, param in model.named_parameters():
+            if 'adapters' in name and ('up' in name):
+                param.normal_(std=0.1)
+    return model
+
+
+def example(batch_size=2):
+    return torch.randn(batch_size, *SHAPE, generator=torch.Generator().manual_seed(123))
+
+
+@pytest.mark.parametrize('num_experts', [1, 4], ids=['adapter', 'moe'])
+@pytest.mark.parametrize('dispatch', VARIANTS)
+def test_export_keeps_skipping_on_unseen_patterns(tmp_path, dispatch, num_experts):
+    model = tiny(dispatch, num_experts)
+    report = export_onnx(model, tmp_path / 'dyt.onnx', example())
+    assert report.mode == 'skipping' and report.dynamic_batch
+    assert report.op_counts['NonZero'] >= len(model.dispatchers())
+    assert 'skipping path' in str(report)
+    results = check_onnx(model, report.path, SHAPE, batch_sizes=(1, 5))
+    assert [(r.pattern, r.batch_size) for r in results] == [
+        ('as trained', 1), ('as trained', 5), ('all on', 5), ('all off', 5), ('half on', 5)]
+    rates = {r.pattern: r.rate for r in results}
+    assert rates['all on'] == 1.0 and rates['all off'] == 0.0
+    assert 0.2 < rates['half on'] < 0.8 and 0.0 < rates['as trained'] < 1.0
+    assert all(r.max_abs_diff < 1e-5 for r in results)
+
+
+def test_tracing_the_skipping_path_is_refused_with_the_way_out():
+    model, x = tiny('attn'), example()
+    for trace in (lambda: torch.jit.trace(model, (x, )),
+                  lambda: torch.onnx.export(model, (x, ), dynamo=False)):
+        with pytest.raises(RuntimeError) as error:
+            trace()
+        message = str(error.value)
+        assert 'freeze the activation pattern' in message
+        assert 'skip_inactive=False' in message and 'export_onnx.py' in message
+    model.skip_inactive = False
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (x, ))
+        other = 2 * example(3)
+        torch.testing.assert_close(traced(other)[0], model(other)[0])
+
+
+def test_masked_export_is_labelled_not_skipping(tmp_path):
+    model = tiny('attn_mlp')
+    report = export_onnx(model, tmp_path / 'masked.onnx', example(), masked=True)
+    assert report.mode == 'masked' and 'NOT skipping' in str(report)
+    assert not any(report.op_counts.get(op) for op in SKIPPING_OPS)
+    assert model.skip_inactive  # restored
+    check_onnx(model, report.path, SHAPE, batch_sizes=(1, 4))
+
+
+def test_capacity_export_has_static_shapes(tmp_path):
+    model = tiny('mlp', capacity=0.75)
+    report = export_onnx(model, tmp_path / 'capacity.onnx', example(4), dynamic_batch=False)
+    assert report.mode == 'capacity' and not report.dynamic_batch
+    assert 'NonZero' not in report.op_counts
+    graph = onnx.load(report.path).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [4, *SHAPE]
+    with pytest.warns(UserWarning, match='capacity mode'):  # all on overflows
+        check_onnx(model, report.path, SHAPE, batch_sizes=(4, ))
+
+
+def test_check_fails_when_the_graph_differs(tmp_path):
+    model = tiny()
+    report = export_onnx(model, tmp_path / 'dyt.onnx', example())
+    with torch.no_grad():
+        model.blocks[0].mlp.fc2.bias[0] += 1e-2  # a constant shift would be normed away
+    with pytest.raises(ExportCheckError, match='does not match PyTorch'):
+        check_onnx(model, report.path, SHAPE, batch_sizes=(2, ))
+
+
+def test_export_errors(tmp_path):
+    model = tiny()
+    with pytest.raises(ValueError, match='at least 2 samples'):
+        export_onnx(model, tmp_path / 'a.onnx', example(1))
+    with pytest.raises(ValueError, match='eval mode'):
+        export_onnx(model.train(), tmp_path / 'a.onnx', example())
+
+
+def write_config(tmp_path):
+    path = tmp_path / 'tiny.py'
+    path.write_text(textwrap.dedent(f'''
+        _base_ = ['{ROOT / 'configs/cls/dyt/dyt-r0.5_vit-b16_cifar100.py'}']
+        model = dict(
+            backbone=dict(arch=dict(_delete_=True, **{ARCH}), img_size=32, patch_size=8,
+                          pretrained=None, adapter_dim=8),
+            head=dict(in_channels=48, num_classes=3))
+        '''))
+    return path
+
+
+def run_tool(argv, capsys):
+    old = sys.argv
+    sys.argv = ['export_onnx.py'] + [str(a) for a in argv]
+    try:
+        runpy.run_path(str(ROOT / 'tools' / 'deployment' / 'export_onnx.py'),
+                       run_name='__main__')
+    finally:
+        sys.argv = old
+    return capsys.readouterr().out
+
+
+def test_tool_exports_a_classifier_checkpoint_and_checks_it(tmp_path, capsys):
+    from mmdyt.analysis import build_model, load_config
+    config = write_config(tmp_path)
+    model = build_model(load_config(str(config)))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if 'gate.weight' in name:
+                param.normal_(std=0.5)
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'model.pth')
+    out = run_tool([config, tmp_path / 'model.pth', '--out', tmp_path / 'cls.onnx',
+                    '--dynamic-batch'], capsys)
+    assert 'skipping path (tokens selected at run time: NonZero x1, ScatterND x1)' in out
+    assert 'dynamic batch' in out and 'check passed' in out
+    assert 'half on, batch 8' in out
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(tmp_path / 'cls.onnx'),
+                                   providers=['CPUExecutionProvider'])
+    x = example(6)
+    logits = session.run(None, {'inputs': x.numpy()})[0]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(logits), model(x, mode='tensor'),
+                                   atol=1e-5, rtol=0)
+
+
+def test_tool_refuses_masked_with_capacity(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_tool([write_config(tmp_path), 'none', '--out', tmp_path / 'a.onnx', '--masked',
+                  '--capacity', '0.5'], capsys)
+    assert 'choose one' in capsys.readouterr().err

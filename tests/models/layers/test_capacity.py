@@ -1,0 +1,131 @@
+"""Capacity mode of dispatched_part / DyTVisionTransformer(capacity=...):
+a fixed ceil(capacity * N) tokens per sample, chosen by gate logit; equal to
+the skipping path while no sample overflows, overflow counted and warned
+about, FLOPs of what it computes, static shapes."""
+import math
+import warnings
+
+import pytest
+import torch
+
+from mmdyt.models.backbones import DyTVisionTransformer
+from mmdyt.models.layers import TokenDispatcher, capacity_tokens, dispatched_part
+from mmdyt.models.record import ForwardRecord
+
+ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
+N = 1 + (32 // 8)**2
+
+
+def tiny(dispatch='mlp', num_experts=1, **kwargs):
+    torch.manual_seed(0)
+    model = DyTVisionTransformer(arch=ARCH, img_size=32, patch_size=8, adapter_dim=8,
+                                 dispatch=dispatch, num_experts=num_experts, **kwargs).eval()
+    with torch.no_grad():
+        for dispatcher in model.dispatchers():
+            dispatcher.gate.weight.normal_(std=0.5)
+        for name, param in model.named_parameters():
+            if 'adapters' in name and 'up' in name:
+                param.normal_(std=0.1)
+    return model
+
+
+def images(batch_size=3):
+    return torch.randn(batch_size, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+
+
+def forward(model, x):
+    record = ForwardRecord()
+    with torch.no_grad():
+        out = model(x, record=record)[0]
+    return out, record
+
+
+@pytest.mark.parametrize('num_experts', [1, 4], ids=['adapter', 'moe'])
+@pytest.mark.parametrize('dispatch', ['mlp', 'attn', 'attn_mlp', 'layer'])
+def test_equals_the_threshold_path_when_nothing_overflows(dispatch, num_experts):
+    model, x = tiny(dispatch, num_experts), images()
+    expected, record = forward(model, x)
+    most = max(int(mask.sum(1).max()) for mask in record.masks())
+    assert most < N  # the case is not trivial
+    model.capacity = most / N
+    out, capacity_record = forward(model, x)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    assert capacity_record.overflow_share() == 0.0
+    assert capacity_record.overflow_counts().tolist() == [0.0] * 3
+    assert all(block.capacity == {part: most for part in block.masks}
+               for block in capacity_record.blocks)
+    for a, b in zip(record.masks(), capacity_record.masks()):
+        assert torch.equal(a, b)  # the record keeps the threshold masks
+
+
+def test_overflow_on_a_constructed_case():
+    """Gate logit = channel 0; sample 0 has 5 active patch tokens, sample 1
+    two; capacity 5 of 9 tokens keeps the class token and the 4 highest."""
+    dispatcher = TokenDispatcher(4, num_fixed_tokens=1)
+    with torch.no_grad():
+        dispatcher.gate.weight.copy_(torch.tensor([[1.0, 0, 0, 0]]))
+        dispatcher.gate.bias.zero_()
+    dispatcher.eval()
+    x = torch.randn(2, 9, 4)
+    logits = torch.tensor([[9.0, 5, 4, 3, 2, 1, -1, -2, -3],
+                           [9.0, -5, 2, -4, -3, 1, -1, -2, -6]])
+    x[..., 0] = logits
+    stats = {}
+    out, mask = dispatched_part(x, lambda t, key_mask=None, packed=None: torch.ones_like(t),
+                                dispatcher, skip_inactive=True, capacity=5 / 9,
+                                capacity_stats=stats)
+    assert stats['tokens'] == 5 and stats['overflow'].tolist() == [1, 0]
+    computed = torch.isclose(out - x, torch.ones(()))[..., 1]
+    assert computed[0].tolist() == [True, True, True, True, True, False, False, False, False]
+    assert computed[1].tolist() == [True, False, True, False, False, True, False, False, False]
+    assert torch.equal(mask[1], computed[1])
+
+
+def test_overflow_is_counted_and_warned_about():
+    model, x = tiny('attn_mlp', capacity=0.5), images()
+    with torch.no_grad():
+        for dispatcher in model.dispatchers():
+            dispatcher.gate.bias.fill_(1e4)  # every token active
+    k = math.ceil(0.5 * N)
+    with pytest.warns(UserWarning, match=r'left out 47\.1% of the active tokens'):
+        _, record = forward(model, x)
+    assert record.overflow_counts().tolist() == [4.0 * (N - k)] * 3  # 4 dispatchers
+    assert record.overflow_share() == pytest.approx((N - k) / N)
+    model.capacity_warning = 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        forward(model, x)
+
+
+def test_flops_count_the_fixed_token_number():
+    model, x = tiny('mlp', capacity=0.5), images()
+    _, record = forward(model, x)
+    k = math.ceil(0.5 * N)
+    block = model.blocks[0]
+    ln = 5 * ARCH['embed_dims']
+    expected = (ln * N + block.attn.flops(N) + ln * k + block.mlp.flops(k) +
+                block.adapters['mlp'].flops(N) + 2 * block.dispatchers['mlp'].flops(N))
+    parts = model.flops_by_part(record)
+    assert parts['block0'].tolist() == [expected] * 3 == parts['block1'].tolist()
+    model.capacity = None
+    _, threshold = forward(model, x)
+    assert not torch.equal(model.flops(threshold), model.flops(record))
+
+
+def test_static_shapes_export_without_data_dependent_ops():
+    model, x = tiny('attn', capacity=0.6), images(2)
+    program = torch.export.export(model, (x, ))
+    ops = {str(node.target) for node in program.graph.nodes}
+    assert not any('nonzero' in op for op in ops)
+    torch.testing.assert_close(program.module()(x)[0], forward(model, x)[0])
+
+
+def test_capacity_only_in_evaluation_and_checked():
+    model = tiny('mlp', capacity=0.5).train()
+    record = ForwardRecord()
+    model(images(2), record=record)
+    assert all(not block.capacity for block in record.blocks)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match='capacity must be in'):
+            tiny(capacity=bad)
+    assert capacity_tokens(0.5, 17) == 9 and capacity_tokens(1.0, 17) == 17
