@@ -124,3 +124,109 @@ def write_csv(path, rows, gz=False):
 def mmpretrain_pipeline(scale=32):
     """A real mmpretrain test pipeline for in-memory samples."""
     return [dict(type='Resize', scale=(scale, scale)), dict(type='PackInputs')]
+
+
+# ---- the DyT Table 10 image datasets in their release layouts (mmpretrain's
+# readers): each writer takes 0-based labels per split and returns the root.
+def write_cifar10(root, train, test, seed=0):
+    """``cifar-10-batches-py/data_batch_{1..5}`` (the training labels in
+    five consecutive chunks) and ``test_batch``: pickles of uint8 (N, 3072)
+    + labels."""
+    import pickle
+    folder = osp.join(root, 'cifar-10-batches-py')
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    batches = {f'data_batch_{i + 1}': [int(v) for v in chunk]
+               for i, chunk in enumerate(np.array_split(np.asarray(train), 5))}
+    batches['test_batch'] = list(test)
+    for name, labels in batches.items():
+        data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+        with open(osp.join(folder, name), 'wb') as f:
+            pickle.dump({'data': data, 'labels': labels}, f)
+    return root
+
+
+def write_dtd(root, train, val, test, classes=('banded', 'blotchy', 'braided')):
+    """``images/<class>/<class>_<i>.jpg`` + ``imdb/imdb.mat`` (names, 1-based
+    classes, set 1 / 2 / 3 = train / val / test)."""
+    import mat4py
+    names, labels, sets = [], [], []
+    for part, split in ((1, train), (2, val), (3, test)):
+        for label in split:
+            name = f'{classes[label]}/{classes[label]}_{len(names):04d}.jpg'
+            write_jpeg(osp.join(root, 'images', name), value=len(names))
+            names.append(name)
+            labels.append(label + 1)
+            sets.append(part)
+    os.makedirs(osp.join(root, 'imdb'), exist_ok=True)
+    mat4py.savemat(osp.join(root, 'imdb', 'imdb.mat'),
+                   {'images': {'name': names, 'class': labels, 'set': sets}})
+    return root
+
+
+def write_fgvc_aircraft(root, splits, variants):
+    """``data/images/<id>.jpg`` + ``data/images_variant_<split>.txt`` lines
+    ``<id> <variant>``; ``splits``: split -> labels (indices of ``variants``)."""
+    data = osp.join(root, 'data')
+    count = 0
+    for split, labels in splits.items():
+        lines = []
+        for label in labels:
+            image_id = f'{1000000 + count}'
+            write_jpeg(osp.join(data, 'images', image_id + '.jpg'), value=count)
+            lines.append(f'{image_id} {variants[label]}\n')
+            count += 1
+        with open(osp.join(data, f'images_variant_{split}.txt'), 'w') as f:
+            f.writelines(lines)
+    return root
+
+
+def write_flowers102(root, train, val, test):
+    """``jpg/image_%05d.jpg`` + ``imagelabels.mat`` (1-based labels of every
+    image) + ``setid.mat`` (1-based image ids of trnid / valid / tstid)."""
+    import mat4py
+    labels, ids = [], {}
+    for key, split in (('trnid', train), ('valid', val), ('tstid', test)):
+        ids[key] = []
+        for label in split:
+            labels.append(label + 1)
+            ids[key].append(len(labels))
+            write_jpeg(osp.join(root, 'jpg', 'image_%05d.jpg' % len(labels)), value=len(labels))
+    os.makedirs(root, exist_ok=True)
+    mat4py.savemat(osp.join(root, 'imagelabels.mat'), {'labels': labels})
+    mat4py.savemat(osp.join(root, 'setid.mat'), ids)
+    return root
+
+
+def write_oxford_pets(root, trainval, test, breeds=('Abyssinian', 'american_bulldog')):
+    """``images/<Breed>_<i>.jpg`` + ``annotations/{trainval,test}.txt`` lines
+    ``<name> <class id> <species> <breed id>`` (1-based class id)."""
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    count = 0
+    for split, labels in (('trainval', trainval), ('test', test)):
+        lines = []
+        for label in labels:
+            count += 1
+            name = f'{breeds[label]}_{count}'
+            write_jpeg(osp.join(root, 'images', name + '.jpg'), value=count)
+            species = 1 if breeds[label][0].isupper() else 2  # cats are capitalised
+            lines.append(f'{name} {label + 1} {species} {label + 1}\n')
+        with open(osp.join(root, 'annotations', f'{split}.txt'), 'w') as f:
+            f.writelines(lines)
+    return root
+
+
+def write_stanford_cars(root, train, test):
+    """The devkit layout: ``cars_train/``, ``cars_test/`` JPEGs and
+    ``devkit/cars_train_annos.mat``, ``devkit/cars_test_annos_withlabels.mat``
+    (fname and 1-based class per image)."""
+    import mat4py
+    os.makedirs(osp.join(root, 'devkit'), exist_ok=True)
+    for folder, ann, labels in (('cars_train', 'cars_train_annos.mat', train),
+                                ('cars_test', 'cars_test_annos_withlabels.mat', test)):
+        names = [f'{i + 1:05d}.jpg' for i in range(len(labels))]
+        for i, name in enumerate(names):
+            write_jpeg(osp.join(root, folder, name), value=i)
+        mat4py.savemat(osp.join(root, 'devkit', ann), {'annotations': {
+            'fname': names, 'class': [label + 1 for label in labels]}})
+    return root
