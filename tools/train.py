@@ -9,7 +9,7 @@ import mmdyt  # noqa: F401
 from mmengine.config import Config
 
 from mmdyt.engine.launcher import (add_common_args, apply_common_args, build_runner,
-                                   exit_cpu_distributed, parse_with_local_rank)
+                                   exit_cpu_distributed, parse_with_local_rank, work_dir_lock)
 
 
 def parse_args(argv=None):
@@ -21,7 +21,8 @@ def parse_args(argv=None):
         type=str,
         const='auto',
         help='resume from the given checkpoint, or, without a path, from the '
-        'latest checkpoint in the work directory')
+        'one last_checkpoint names in the work directory, else its latest '
+        'readable epoch_*/iter_*.pth')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -63,7 +64,8 @@ def merge_args(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
-    build_runner(cfg).train()
+    with work_dir_lock(cfg.work_dir):
+        build_runner(cfg).train()
     exit_cpu_distributed()
 
 
