@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from ..analysis.benchmark import force_activation_rate
 from ..analysis.flops import _TensorForward
@@ -182,8 +183,13 @@ def gate_bias_names(model):
 
 
 def _session(onnx_model, threads=None):
+    """A CPU ONNX Runtime session of ``onnx_model`` (an ``onnx.ModelProto``):
+    all graph optimizations, sequential execution, ``threads`` intra-op
+    threads (ORT's default when None) and one inter-op thread."""
     import onnxruntime as ort
     options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -191,7 +197,29 @@ def _session(onnx_model, threads=None):
                                 providers=['CPUExecutionProvider'])
 
 
-def _with_gate_biases(onnx_model, model):
+class OnnxRuntimeModel(nn.Module):
+    """An exported graph in an ONNX Runtime session, called like the tensor
+    forward it was exported from (for timing it next to PyTorch models).
+
+    Args:
+        onnx_model (onnx.ModelProto): e.g. ``with_gate_biases(onnx.load(path),
+            model)``.
+        threads (int | None): intra-op threads.
+
+    Shapes:
+        inputs: the preprocessed (B, 3, H, W) batch -> tuple of outputs.
+    """
+
+    def __init__(self, onnx_model, threads=None):
+        super().__init__()
+        self.session = _session(onnx_model, threads)
+
+    def forward(self, inputs):
+        outputs = self.session.run(None, {'inputs': inputs.cpu().numpy()})
+        return tuple(torch.from_numpy(out) for out in outputs)
+
+
+def with_gate_biases(onnx_model, model):
     """A copy of ``onnx_model`` whose gate bias initializers hold the
     current biases of ``model``'s dispatchers."""
     from onnx import numpy_helper
@@ -267,7 +295,7 @@ def check_onnx(model, path, shape, batch_sizes=(1, 3, 8), tolerance=1e-4, seed=0
     sessions = {}
     for pattern, batch_size, inputs in _patterns(model, list(batch_sizes), shape, generator):
         if pattern not in sessions:
-            sessions = {pattern: _session(_with_gate_biases(onnx_model, model))}
+            sessions = {pattern: _session(with_gate_biases(onnx_model, model))}
         if backbone is not None:
             with record_forwards(backbone) as records:
                 expected = wrapped(inputs)

@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import queue as queue_module
 import statistics
+import tempfile
 
 import mmdyt  # noqa: F401
 import torch
@@ -39,6 +40,7 @@ from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
                             linear_kernel_times, load_config, summarize,
                             time_interleaved, training_step_cost)
 from mmdyt.deploy import fuse_for_cpu
+from mmdyt.deploy.runtime import RUNTIMES, InferenceRuntime
 from mmdyt.models.task_utils import find_dyt_backbone
 
 DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16)
@@ -66,6 +68,12 @@ def parse_args(argv=None):
     parser.add_argument('--force-rate', type=float,
                         help='set the gates so that this fraction of the patch tokens '
                         'is active in every layer (e.g. 0.5 or 1.0)')
+    parser.add_argument('--runtime', default='pytorch', choices=list(RUNTIMES),
+                        help='run both models in PyTorch or export both to ONNX (skipping '
+                        'kept) and run them in ONNX Runtime with the same session options')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile both models (data-dependent shapes captured) and '
+                        "report torch._dynamo.explain's graph breaks")
     parser.add_argument('--fuse-cpu', action='store_true',
                         help='run the linear layers of both the model and the baseline on '
                         'oneDNN (mmdyt.deploy.fuse_for_cpu; CPU inference only)')
@@ -79,6 +87,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.fuse_cpu and (args.device != 'cpu' or args.train or args.kernels):
         parser.error('--fuse-cpu is for CPU inference (--device cpu, no --train / --kernels)')
+    if (args.runtime != 'pytorch' or args.compile) and (args.train or args.kernels):
+        parser.error('--runtime / --compile time inference (no --train / --kernels)')
+    if args.runtime == 'onnxruntime' and (args.device != 'cpu' or args.compile or
+                                          args.fuse_cpu or args.dtype != 'float32'):
+        parser.error('--runtime onnxruntime runs float32 on the CPU (no --compile / --fuse-cpu)')
     return args
 
 
@@ -131,6 +144,17 @@ def benchmark_inference(args):
         print(fuse_both(dict(model=model, baseline=baseline)))
     else:
         print('kernels: aten (default) on both models')
+    with tempfile.TemporaryDirectory() as directory:
+        runtime = InferenceRuntime(dict(model=model, baseline=baseline), args.runtime,
+                                   args.compile, shape, args.threads, directory)
+        print('\n'.join(runtime.lines))
+        if args.compile:
+            example = torch.randn(2, *shape, device=device, dtype=dtype)
+            print('\n'.join(runtime.graph_breaks(example)))
+        benchmark_batches(args, runtime, backbone, shape, device, dtype)
+
+
+def benchmark_batches(args, runtime, backbone, shape, device, dtype):
     for batch_size in args.batch_size:
         torch.manual_seed(0)
         inputs = torch.randn(batch_size, *shape, device=device, dtype=dtype)
@@ -141,7 +165,7 @@ def benchmark_inference(args):
             print(f'batch {batch_size}: forced activation rates '
                   f'{rates.mean().item():.3f} (per layer {rates.min().item():.3f}-'
                   f'{rates.max().item():.3f})')
-        times = time_interleaved(dict(model=model, baseline=baseline), inputs,
+        times = time_interleaved(runtime.timed(), inputs,
                                  args.repeats, args.warmup, args.iters)
         ratios = [b / m for b, m in zip(times['baseline'], times['model'])]
         for name in ('model', 'baseline'):
