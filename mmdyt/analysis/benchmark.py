@@ -1,5 +1,6 @@
-"""Helpers of ``tools/analysis_tools/benchmark.py``: the dense baseline,
-forced activation rates, interleaved timing and training-step cost."""
+"""Helpers of ``tools/analysis_tools/benchmark.py``: the dense baseline (and
+its FLOPs), forced activation rates, interleaved timing (also of several
+models side by side) and training-step cost."""
 import contextlib
 import resource
 import statistics
@@ -15,22 +16,10 @@ from .flops import tensor_forward
 
 
 def dense_baseline(backbone):
-    """mmpretrain's own ``VisionTransformer`` (``SwinTransformer`` for a
-    :class:`DyTSwinTransformer`) of the DyT backbone's arch (no adapters, no
-    dispatchers), in eval mode: the model a user would otherwise run."""
-    from mmpretrain.models import SwinTransformer, VisionTransformer
-
-    from ..models.backbones import DyTSwinTransformer
-    if isinstance(backbone, DyTSwinTransformer):
-        arch = {k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in backbone.arch_settings.items()}
-        model = SwinTransformer(arch=arch, img_size=backbone.img_size,
-                                patch_size=backbone.patch_size,
-                                window_size=backbone.window_size, drop_path_rate=0.0,
-                                out_indices=tuple(backbone.out_indices),
-                                pad_small_map=backbone.pad_small_map)
-        model.eval()
-        return model
+    """mmpretrain's own ``VisionTransformer`` of the DyT backbone's arch (no
+    adapters, no dispatchers), in eval mode: the model a user would
+    otherwise run."""
+    from mmpretrain.models import VisionTransformer
     arch = {k: backbone.arch_settings[k] for k in
             ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')}
     model = VisionTransformer(arch=arch, img_size=backbone.img_size,
@@ -38,6 +27,49 @@ def dense_baseline(backbone):
                               out_type='cls_token', final_norm=backbone.final_norm)
     model.eval()  # mmpretrain's train() returns None, so no chaining
     return model
+
+
+def dense_flops(backbone, inputs):
+    """(B,) multiply-adds per sample of the dense ViT of ``backbone``'s arch
+    (what :func:`dense_baseline` computes), counted by a plain
+    :class:`DyTVisionTransformer` twin on ``inputs``."""
+    from ..models.backbones import DyTVisionTransformer
+    twin = DyTVisionTransformer(arch=dict(backbone.arch_settings), img_size=backbone.img_size,
+                                patch_size=backbone.patch_size, dispatch=None, adapter_dim=None,
+                                final_norm=backbone.final_norm).to(inputs.device).eval()
+    record = ForwardRecord()
+    with torch.no_grad():
+        twin(inputs.float(), record=record)
+    return twin.flops(record)
+
+
+def compare_speed(models, baseline, inputs, repeats=5, warmup=1, iters=1):
+    """Several models and a baseline timed side by side by
+    :func:`time_interleaved` (same input, same process, order rotating).
+
+    Args:
+        models (dict[str, nn.Module]): name -> model in eval mode.
+        baseline (nn.Module): the dense model the ratios refer to.
+        inputs (Tensor): (B, ...) the batch.
+        repeats, warmup, iters (int): as :func:`time_interleaved`.
+
+    Returns:
+        dict[str, dict]: ``'baseline'`` and each name -> ``throughput``
+        (samples / s of the median repeat), ``spread`` (of the repeats),
+        ``ratio`` (median over repeats of baseline time / model time, > 1 =
+        faster), ``ratio_min``, ``ratio_max``.
+    """
+    if 'baseline' in models:
+        raise ValueError("compare_speed: 'baseline' names the baseline, rename that model")
+    times = time_interleaved(dict(baseline=baseline, **models), inputs, repeats, warmup, iters)
+    rows = {}
+    for name, seconds in times.items():
+        ratios = [b / m for b, m in zip(times['baseline'], seconds)]
+        stats = summarize(seconds)
+        rows[name] = dict(throughput=inputs.shape[0] / stats['median'], spread=stats['spread'],
+                          ratio=statistics.median(ratios), ratio_min=min(ratios),
+                          ratio_max=max(ratios))
+    return rows
 
 
 @torch.no_grad()

@@ -24,8 +24,8 @@ def require_dyt_backbone(model, owner):
     when there is none."""
     backbone = find_dyt_backbone(model)
     if backbone is None:
-        raise TypeError(f'{owner} needs a DyTVisionTransformer backbone (or another DyT '
-                        f'backbone, e.g. DyTSwinTransformer), got {type(model).__name__}')
+        raise TypeError(f'{owner} needs a DyTVisionTransformer backbone, got '
+                        f'{type(model).__name__}')
     return backbone
 
 

@@ -162,17 +162,3 @@ def test_tool_refuses_masked_with_capacity(tmp_path, capsys):
         run_tool([write_config(tmp_path), 'none', '--out', tmp_path / 'a.onnx', '--masked',
                   '--capacity', '0.5'], capsys)
     assert 'choose one' in capsys.readouterr().err
-
-
-def test_equal_gate_biases_stay_separate_initializers(tmp_path):
-    """The exporter merges equal initializers; zero-initialised gates must
-    still be found (and set) one by one."""
-    model = tiny('attn_mlp')
-    with torch.no_grad():
-        for dispatcher in model.dispatchers():
-            dispatcher.gate.bias.zero_()
-    report = export_onnx(model, tmp_path / 'zero.onnx', example())
-    names = {init.name for init in onnx.load(report.path).graph.initializer}
-    assert {f'model.blocks.0.dispatchers.{p}.gate.bias' for p in ('attn', 'mlp')} <= names
-    assert all(float(d.gate.bias) == 0.0 for d in model.dispatchers())
-    check_onnx(model, report.path, SHAPE, batch_sizes=(3, ))

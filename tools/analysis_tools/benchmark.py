@@ -14,6 +14,13 @@ the linear layers of the config's ViT block, at the token counts of each
 batch size with all tokens and with ``--force-rate`` of the patch tokens,
 and the kernel each call gets after ``--fuse-cpu``.
 
+Comparison (``--compare CONFIG ...``): the config and every further one
+timed side by side in one process against the dense baseline (same kernels,
+interleaved, median of the repeats), one table per batch size: method,
+backbone GFLOPs per image of what ran, trainable backbone parameters, img/s
+(spread of the repeats) and ratio (dense time / method time, per-repeat
+range). ``--force-rate`` sets the gates of the DyT models among them.
+
 Training (``--train``): seconds per training step and peak memory of the
 model against full fine-tuning of the same ViT (the config with
 ``dispatch=None, adapter_dim=None, freeze_pretrained=False`` unless
@@ -24,10 +31,14 @@ Example::
     python tools/analysis_tools/benchmark.py \
         configs/cls/dyt/dyt-r0.5_vit-b16_cifar100.py \
         --batch-size 1 16 --force-rate 0.5 --threads 2
+    python tools/analysis_tools/benchmark.py configs/cls/tome/tome-r8_vit-b16_vtab1k.py \
+        --compare configs/cls/evit/evit-k0.7_vit-b16_vtab1k.py \
+        configs/cls/dyt/dyt-r0.5-d8_vit-b16_vtab1k.py --force-rate 0.5 --batch-size 1 16
 """
 import argparse
 import multiprocessing
 import os
+import os.path as osp
 import queue as queue_module
 import statistics
 import tempfile
@@ -37,8 +48,9 @@ import torch
 from mmengine.config import DictAction
 
 from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
-                            linear_kernel_times, load_config, summarize,
+                            linear_kernel_times, load_config, measure_flops, summarize,
                             time_interleaved, training_step_cost)
+from mmdyt.analysis.benchmark import compare_speed, dense_flops
 from mmdyt.deploy import fuse_for_cpu
 from mmdyt.deploy.runtime import RUNTIMES, InferenceRuntime
 from mmdyt.models.task_utils import find_dyt_backbone
@@ -80,6 +92,10 @@ def parse_args(argv=None):
     parser.add_argument('--kernels', action='store_true',
                         help="time aten's and oneDNN's linear kernels on the backbone's "
                         'layer shapes instead of the models')
+    parser.add_argument('--compare', nargs='+', metavar='CONFIG',
+                        help='more configs timed side by side with the first one and the '
+                        'dense baseline; prints one table (method, GFLOPs, trainable params, '
+                        'img/s, ratio) per batch size')
     parser.add_argument('--train', action='store_true',
                         help='training step time and peak memory instead of inference')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -87,6 +103,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.fuse_cpu and (args.device != 'cpu' or args.train or args.kernels):
         parser.error('--fuse-cpu is for CPU inference (--device cpu, no --train / --kernels)')
+    if args.compare and (args.train or args.kernels or args.baseline):
+        parser.error('--compare times inference against the dense baseline (no --train, '
+                     '--kernels or --baseline)')
     if (args.runtime != 'pytorch' or args.compile) and (args.train or args.kernels):
         parser.error('--runtime / --compile time inference (no --train / --kernels)')
     if args.runtime == 'onnxruntime' and (args.device != 'cpu' or args.compile or
@@ -174,6 +193,52 @@ def benchmark_batches(args, runtime, backbone, shape, device, dtype):
         print(f'batch {batch_size}: ratio {statistics.median(ratios):.3f} '
               f'(baseline time / model time; per repeat {min(ratios):.3f}-'
               f'{max(ratios):.3f}, {args.repeats} repeats)')
+
+
+def benchmark_comparison(args):
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    configs = [args.config, *args.compare]
+    names = [osp.splitext(osp.basename(config))[0] for config in configs]
+    if len(set(names)) != len(names):
+        raise ValueError(f'--compare: configs with the same file name: {configs}')
+    models, backbones = {}, {}
+    for name, config in zip(names, configs):
+        models[name] = build_model(load_config(config, args.cfg_options),
+                                   args.checkpoint if config == args.config else None,
+                                   device).to(dtype)
+        backbones[name] = find_dyt_backbone(models[name])
+        if backbones[name] is None:
+            raise ValueError(f'{config}: --compare needs DyTVisionTransformer backbones')
+    first = backbones[names[0]]
+    baseline = dense_baseline(first).to(device, dtype)
+    shape = input_shape(args, first)
+    trainable = {name: sum(p.numel() for p in b.parameters() if p.requires_grad)
+                 for name, b in backbones.items()}
+    trainable['baseline'] = sum(p.numel() for p in baseline.parameters())
+    print(f'device {device}, dtype {args.dtype}, threads {torch.get_num_threads()}, input '
+          f'{shape}, {args.repeats} repeats interleaved')
+    print(fuse_both(dict(models, dense=baseline)) if args.fuse_cpu
+          else 'kernels: aten (default) on every model')
+    for batch_size in args.batch_size:
+        torch.manual_seed(0)
+        inputs = torch.randn(batch_size, *shape, device=device, dtype=dtype)
+        if args.force_rate is not None:
+            for backbone in backbones.values():
+                if backbone.dispatchers():
+                    force_activation_rate(backbone, args.force_rate, inputs)
+        gflops = {name: measure_flops(models[name], inputs)['backbone'] / 1e9
+                  for name in names}
+        gflops['baseline'] = dense_flops(first, inputs).mean().item() / 1e9
+        rows = compare_speed(models, baseline, inputs, args.repeats, args.warmup, args.iters)
+        print(f'\nbatch {batch_size}' + (f', DyT gates forced to rate {args.force_rate}'
+                                         if args.force_rate is not None else ''))
+        print('| method | GFLOPs | trainable params (M) | img/s | ratio |')
+        print('| --- | --- | --- | --- | --- |')
+        for name, row in rows.items():
+            print(f'| {"dense ViT (baseline)" if name == "baseline" else name} | '
+                  f'{gflops[name]:.2f} | {trainable[name] / 1e6:.2f} | '
+                  f'{row["throughput"]:.2f} (spread {row["spread"] * 100:.0f}%) | '
+                  f'{row["ratio"]:.2f} ({row["ratio_min"]:.2f}-{row["ratio_max"]:.2f}) |')
 
 
 def _training_worker(config, cfg_options, batch_size, shape, device, threads, steps,
@@ -270,6 +335,8 @@ def main(argv=None):
         benchmark_training(args)
     elif args.kernels:
         benchmark_kernels(args)
+    elif args.compare:
+        benchmark_comparison(args)
     else:
         benchmark_inference(args)
 

@@ -25,6 +25,7 @@ from mmengine.runner import Runner
 from mmdyt.analysis import (build_model, count_parameters, force_activation_rate,
                             load_config, measure_flops)
 from mmdyt.models.task_utils import find_dyt_backbone
+from mmdyt.models.token_reduction import token_counts
 
 
 def parse_args(argv=None):
@@ -127,6 +128,10 @@ def main(argv=None):
         rate = ', '.join(f'{k.rsplit(".", 1)[1]} {v:.3f}' for k, v in rates.items()
                          if k.rsplit('.', 1)[0] == name)
         print(f'  {name:<24} {value / 1e9:8.4f}' + (f'   rate {rate}' if rate else ''))
+    if getattr(backbone, 'token_reduction', None) is not None:
+        print('Tokens per sample by block (entering / attention / MLP):')
+        print('  ' + ', '.join(f'{i}: {n}/{attn}/{mlp}'
+                               for i, n, attn, mlp in token_counts(result['record'])))
     if rates:
         print(f'Activation rate: {mean["rates"].mean().item():.4f} (mean over '
               f'{len(rates)} dispatchers)')

@@ -47,6 +47,15 @@ def check_rate(value, name, method):
     return float(value)
 
 
+def token_counts(record):
+    """Tokens per sample of each block of a forward ``record``: list of
+    (block index, entering the block, attention, MLP); DynamicViT prunes
+    between entering and attention, ToMe and EViT between attention and
+    MLP."""
+    return [(b.index, b.part_tokens.get('predictor', b.num_tokens - 1) + 1, b.num_tokens,
+             b.tokens('mlp')) for b in record.blocks]
+
+
 class BlockHook:
     """One block forward of a token reduction: the block calls
     :meth:`enter` on its input, :meth:`delta` for each part's update

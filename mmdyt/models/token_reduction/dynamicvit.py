@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..flops import layer_norm_flops, linear_layers_flops
+from ..flops import attention_matmul_flops, layer_norm_flops, linear_layers_flops
 from ..losses import distillation_kl
 from .base import BlockHook, TokenReduction, check_layers, check_rate, default_layers
 
@@ -43,9 +43,10 @@ class KeepPredictor(nn.Module):
         return self.score(torch.cat([local, pooled.expand_as(local)], -1)).log_softmax(-1)
 
     def flops(self, num_tokens):
-        """LayerNorm, the linear layers and the pooling on ``num_tokens``."""
-        return (layer_norm_flops(self.norm, num_tokens) +
-                num_tokens * (linear_layers_flops(self) + self.embed.out_features // 2))
+        """LayerNorm, the linear layers and the policy-weighted pooling (one
+        query over ``num_tokens``, half of :func:`attention_matmul_flops`)."""
+        return (layer_norm_flops(self.norm, num_tokens) + num_tokens * linear_layers_flops(self) +
+                attention_matmul_flops(1, num_tokens, self.embed.out_features // 2) // 2)
 
 
 class DynamicViTHook(BlockHook):

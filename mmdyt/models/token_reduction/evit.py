@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from ..flops import attention_matmul_flops
 from .base import (BlockHook, TokenReduction, attention_parts, check_layers, check_rate,
                    default_layers)
 
@@ -89,9 +90,11 @@ class EViT(TokenReduction):
 
     def flops(self, block, record):
         """The class-token attention row (N x C) and the fused token's
-        weighted sum ((n - k) x C) where the block reduced."""
+        weighted sum ((n - k) x C) where the block reduced, each one
+        attention-like product (half of :func:`attention_matmul_flops`)."""
         if 'mlp' not in record.part_tokens:
             return 0
         dims = block.attn.proj.in_features
         fused = record.num_tokens - record.part_tokens['mlp'] + 1
-        return record.num_tokens * dims + fused * dims
+        return (attention_matmul_flops(1, record.num_tokens, dims) +
+                attention_matmul_flops(1, fused, dims)) // 2

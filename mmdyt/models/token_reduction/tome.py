@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from ..flops import attention_matmul_flops
 from .base import BlockHook, TokenReduction, attention_parts
 
 
@@ -127,8 +128,10 @@ class ToMe(TokenReduction):
 
     def flops(self, block, record):
         """The matching: (ceil(N/2) x floor(N/2)) cosine scores of the
-        (C / heads)-wide keys."""
+        (C / heads)-wide keys, one product like ``q @ k^T`` (half of
+        :func:`attention_matmul_flops`)."""
         if self.r[record.index] == 0:
             return 0
         n = record.num_tokens
-        return (n - n // 2) * (n // 2) * block.attn.proj.in_features // block.attn.num_heads
+        head_dims = block.attn.proj.in_features // block.attn.num_heads
+        return attention_matmul_flops(n - n // 2, n // 2, head_dims) // 2

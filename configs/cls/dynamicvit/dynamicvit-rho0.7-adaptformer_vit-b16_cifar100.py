@@ -1,0 +1,5 @@
+# AdaptFormer (d=64) + DynamicViT (rho=0.7 before blocks 4, 7, 10, DyT poster Table 5), frozen ViT-B/16, CIFAR-100
+_base_ = ['../adaptformer/adaptformer-d64_vit-b16_cifar100.py']
+model = dict(backbone=dict(token_reduction=dict(
+    type='dynamicvit', keep_ratio=0.7, layers=None, ratio_weight=2.0,
+    distill_weight=0.5)))

@@ -1,0 +1,8 @@
+# AdaptFormer (d=64) + EViT (keep rate 0.7 at blocks 4, 7, 10, DyT poster Table 5), frozen ViT-B/16, VTAB-1K (task via --cfg-options)
+_base_ = [
+    '../_base_/models/vit-b16_adaptformer.py', '../_base_/datasets/vtab1k_bs64.py',
+    '../_base_/schedules/vtab1k_adamw_100e.py', '../_base_/default_runtime.py'
+]
+model = dict(
+    backbone=dict(adapter_scale=1.0, token_reduction=dict(type='evit', keep_rate=0.7, layers=None)),
+    head=dict(num_classes=100))
