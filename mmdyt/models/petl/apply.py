@@ -1,5 +1,6 @@
 """Patch functions that put PETL modules into a :class:`DyTVisionTransformer`
-in place (ToMe / HF-PEFT style), and the helpers that act on them afterwards.
+or :class:`DyTSwinTransformer` in place (ToMe / HF-PEFT style), and the
+helpers that act on them afterwards.
 
 ``apply_petl(backbone, dict(type='lora', rank=8, targets=['q', 'v']))`` is
 what the backbone's ``petl`` argument calls. Every type wraps the targeted
@@ -14,7 +15,8 @@ from .lora import LoRALinear, SlicedLoRALinear
 from .rep_adapter import RepAdapterLinear
 from .sequential_adapter import SequentialAdapterLinear
 
-#: Target name -> (sub-layer, attribute) of a ViT block.
+#: Target name -> (sub-layer, attribute) of a ViT or Swin block (their layers
+#: have the same names; a Swin's ``backbone.blocks`` lists every stage's).
 TARGET_LAYERS = {
     'qkv': ('attn', 'qkv'),
     'proj': ('attn', 'proj'),
