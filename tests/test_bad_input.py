@@ -79,12 +79,43 @@ def test_label_out_of_range(tmp_path, task):
         train(tmp_path, task)
 
 
-def test_undecodable_image(tmp_path, task):
-    """mmcv's ``LoadImageFromFile`` names the file (an AssertionError)."""
+@pytest.mark.parametrize('content, problem', [
+    (b'not a jpeg at all', r"cannot be decoded as an image \(17 bytes, starting b'not a jp'\)"),
+    (b'', r'is empty \(0 bytes\)'),
+])
+def test_item12_undecodable_or_empty_image_names_file_and_line(tmp_path, task, content, problem):
     image = task / 'images' / 'train800val200' / '5.jpg'
-    image.write_bytes(b'not a jpeg at all')
-    with pytest.raises(AssertionError, match=rf'failed to load image: {image}'):
+    image.write_bytes(content)
+    split = task / 'train800val200.txt'
+    line = next(i for i, text in enumerate(split.read_text().splitlines(), 1)
+                if text.startswith('images/train800val200/5.jpg'))
+    with pytest.raises(ValueError, match=rf'{split}:{line}: image {image} {problem}'):
         train(tmp_path, task, 'train_dataloader.sampler.shuffle=False')
+
+
+def test_item12_annotation_with_bom_reads(tmp_path, task):
+    """A UTF-8 byte-order mark (Windows editors) is not part of the first path."""
+    split = task / 'train800val200.txt'
+    split.write_bytes(b'\xef\xbb\xbf' + split.read_bytes())
+    train(tmp_path, task, 'train_cfg.max_iters=1')
+
+
+def test_item12_non_utf8_annotation_names_file_and_line(tmp_path, task):
+    split = task / 'train800val200.txt'
+    lines = split.read_bytes().splitlines()
+    lines[3] = lines[3].replace(b'images', b'im\xe4ges', 1)
+    split.write_bytes(b'\n'.join(lines) + b'\n')
+    with pytest.raises(ValueError, match=rf'{split}:4: not UTF-8 text \(byte 0xe4 at column 3\)'):
+        train(tmp_path, task)
+
+
+def test_item13_label_beyond_the_head_names_label_line_and_num_classes(tmp_path, task):
+    split = task / 'train800val200.txt'
+    line = next(i for i, text in enumerate(split.read_text().splitlines(), 1)
+                if text.endswith(' 3'))
+    with pytest.raises(ValueError, match=rf'{split}:{line}: label 3 does not fit the model\'s '
+                       r'head with num_classes=3 \(labels must be in \[0, 3\)\)'):
+        train(tmp_path, task, 'model.head.num_classes=3')
 
 
 def test_truncated_checkpoint_to_resume(tmp_path, task):

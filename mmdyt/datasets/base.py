@@ -7,7 +7,8 @@ registry's parent fall-back.
 
 A sample is a dict with ``gt_label`` (int) and either ``img_path`` (the
 pipeline starts with ``LoadImageFromFile``) or ``img`` (an ``HxWxC`` uint8
-array; the pipeline starts directly with ``Resize`` & co).
+array; the pipeline starts directly with ``Resize`` & co), and, for
+list-based datasets, ``source`` (``'split.txt:line'``) for error messages.
 """
 import gzip
 import importlib.util
@@ -18,6 +19,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
+UTF8_BOM = b'\xef\xbb\xbf'
 
 
 class ClsBaseDataset(BaseDataset):
@@ -50,6 +52,21 @@ class ClsBaseDataset(BaseDataset):
     @property
     def num_classes(self) -> int:
         return len(self.metainfo['classes'])
+
+    def prepare_data(self, idx):
+        """The pipeline's output for sample ``idx``; an image file that is
+        empty or cannot be decoded is an error naming it and, for list-based
+        datasets, the ``file:line`` it comes from (mmcv's own check is an
+        ``assert``, and an empty file fails inside OpenCV without a name)."""
+        try:
+            return super().prepare_data(idx)
+        except Exception as error:
+            info = self.get_data_info(idx)
+            problem = image_problem(info.get('img_path'))
+            if problem is None:
+                raise
+            where = f"{info['source']}: " if 'source' in info else ''
+            raise ValueError(f"{where}image {info['img_path']} {problem}") from error
 
     def get_cat_ids(self, idx: int) -> List[int]:
         """Category ids of sample ``idx`` (used by ClassBalancedDataset and
@@ -89,6 +106,25 @@ def resolve(data_root: str, path: str) -> str:
     if not data_root or osp.isabs(path):
         return path
     return osp.join(data_root, path)
+
+
+def image_problem(path: Optional[str]) -> Optional[str]:
+    """Why the local image file ``path`` cannot be read ('is empty (0
+    bytes)', 'cannot be decoded ...'), or None (no local path, or it reads)."""
+    if path is None or '://' in path or not osp.isfile(path):
+        return None
+    if osp.getsize(path) == 0:
+        return 'is empty (0 bytes)'
+    import mmcv
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        decoded = mmcv.imfrombytes(data)
+    except Exception as error:  # OpenCV / Pillow errors have no common base
+        return f'cannot be decoded ({type(error).__name__}: {error})'
+    if decoded is None:
+        return f'cannot be decoded as an image ({len(data)} bytes, starting {data[:8]!r})'
+    return None
 
 
 def require_file(path: str, what: str = 'file') -> str:
@@ -131,21 +167,30 @@ def read_annotation_list(path: str,
     """Read a ``relative/path label`` list (the VTAB-1K split format).
 
     Blank lines and lines starting with ``#`` are skipped. The path may
-    contain spaces (the label is the last field).
+    contain spaces (the label is the last field). The file is UTF-8; a
+    leading byte-order mark (Windows editors) is skipped.
 
     Returns:
         list of ``(relative_path, label, line_number)``.
 
     Raises:
         FileNotFoundError: the list file does not exist.
-        ValueError: a malformed line, a label that is not an integer or is
-            outside ``[0, num_classes)`` (``file:line`` named), or no entries.
+        ValueError: a malformed line, a line that is not UTF-8, a label that
+            is not an integer or is outside ``[0, num_classes)`` (``file:line``
+            named), or no entries.
     """
     require_file(path, 'split file')
     items = []
-    with open(path, encoding='utf-8') as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
+    with open(path, 'rb') as f:
+        for lineno, raw in enumerate(f, 1):
+            if lineno == 1 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM):]
+            try:
+                line = raw.decode('utf-8').strip()
+            except UnicodeDecodeError as error:
+                raise ValueError(f'{path}:{lineno}: not UTF-8 text (byte '
+                                 f'{raw[error.start]:#04x} at column {error.start + 1}); '
+                                 're-save the file as UTF-8') from None
             if not line or line.startswith('#'):
                 continue
             parts = line.rsplit(maxsplit=1)

@@ -92,5 +92,6 @@ class VTAB1k(ClsBaseDataset):
             if self.check_files and not osp.isfile(img_path):
                 raise FileNotFoundError(f'{self.ann_file}:{lineno}: image '
                                         f'not found: {img_path}')
-            data_list.append(dict(img_path=img_path, gt_label=label))
+            data_list.append(dict(img_path=img_path, gt_label=label,
+                                  source=f'{self.ann_file}:{lineno}'))
         return data_list

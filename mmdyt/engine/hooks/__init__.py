@@ -2,6 +2,7 @@
 from .activation_logger import ActivationLoggerHook
 from .exit_calibration import ExitCalibrationHook
 from .gradient_mask import GradientMaskHook
+from .label_range import LabelRangeHook
 from .loss_priority import LossPriorityHook
 from .merge_petl import MergePETLHook
 from .nan_guard import NaNGuardHook
@@ -11,4 +12,4 @@ from .temperature import TAU_POLICIES, TemperatureScheduleHook, scheduled_tau
 __all__ = ['ActivationLoggerHook', 'TemperatureScheduleHook', 'scheduled_tau',
            'TAU_POLICIES', 'GradientMaskHook', 'LossPriorityHook',
            'NaNGuardHook', 'RNGStateHook', 'MergePETLHook',
-           'ExitCalibrationHook']
+           'ExitCalibrationHook', 'LabelRangeHook']
