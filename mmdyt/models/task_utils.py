@@ -4,6 +4,8 @@ the efficiency figures each prediction carries to the metric."""
 from mmengine.registry import MODELS
 
 from .backbones import DyTBackbone
+from .layers import all_tokens_active
+from .losses import distillation_kl
 from .backbones.checkpoint import pop_pretrained_init
 from .peft_state import install_peft_state
 from .record import record_forwards
@@ -24,8 +26,8 @@ def require_dyt_backbone(model, owner):
     when there is none."""
     backbone = find_dyt_backbone(model)
     if backbone is None:
-        raise TypeError(f'{owner} needs a DyTVisionTransformer backbone, got '
-                        f'{type(model).__name__}')
+        raise TypeError(f'{owner} needs a DyTVisionTransformer backbone (or another DyT '
+                        f'backbone, e.g. DyTSwinTransformer), got {type(model).__name__}')
     return backbone
 
 
@@ -54,13 +56,21 @@ class DyTTaskMixin:
 
     The subclass calls :meth:`init_dyt` at the end of ``__init__``. It gets
     ``rate_loss`` (Eq. 8, or None), tuned-only checkpoints
-    (:func:`install_peft_state` over the backbone's ``pretrained``), and
+    (:func:`install_peft_state` over the backbone's ``pretrained``),
     :meth:`dyt_losses`: the rate loss of a forward record plus, when
     ``log_efficiency`` is on (:class:`ActivationLoggerHook` turns it on),
-    its rates and GFLOPs as log scalars.
+    its rates and GFLOPs as log scalars, and with ``distill``
+    :meth:`distill_losses`, the self-distillation of the reference DyT code
+    (the paper does not use it).
     """
 
-    def init_dyt(self, rate_loss=None):
+    #: Keys of the ``distill`` setting.
+    DISTILL_KEYS = ('loss_weight', 'teacher_weight')
+
+    def init_dyt(self, rate_loss=None, distill=None):
+        """``rate_loss``: config of the activation-rate loss or None;
+        ``distill``: ``dict(loss_weight=1.0, teacher_weight=1.0)`` (weights
+        of the KL term and of the teacher's loss) or None = off."""
         backbone = self.dyt_backbone
         self.init_cfg, pretrained_init = pop_pretrained_init(self.init_cfg)
         if pretrained_init is not None:
@@ -74,6 +84,12 @@ class DyTTaskMixin:
         if self.rate_loss is not None and not backbone.dispatchers():
             raise ValueError(f'{type(self).__name__}: rate_loss needs a backbone with token '
                              'dispatchers (dispatch is None): set rate_loss=None')
+        if distill is not None and not backbone.dispatchers():
+            raise ValueError(f'{type(self).__name__}: distill needs a backbone with token '
+                             'dispatchers (dispatch is None): set it to None')
+        if distill is not None and set(distill) - set(self.DISTILL_KEYS):
+            raise ValueError(f'distill takes {list(self.DISTILL_KEYS)}, got {dict(distill)}')
+        self.distill = None if distill is None else dict(distill)
         self.log_efficiency = False
         install_peft_state(self, lambda: backbone.pretrained, backbone.load_pretrained)
 
@@ -98,6 +114,27 @@ class DyTTaskMixin:
         if self.log_efficiency:
             losses.update(efficiency_log_vars(self.dyt_backbone, record))
         return losses
+
+    def distill_losses(self, student_logits, teacher):
+        """Self-distillation from a dense teacher: a second forward of the same
+        network with every token active (``all_tokens_active``).
+
+        Args:
+            student_logits (Tensor): (B, K) of the student forward.
+            teacher (callable): runs the teacher forward, returns its
+                classification loss and its (B, K) logits.
+
+        Returns:
+            dict: ``loss_teacher`` (weighted teacher loss) and
+            ``loss_distill`` (weighted KL(teacher || student), teacher
+            detached); with the student's loss and ``loss_rate`` the
+            reference's ``CE(student) + rate + CE(teacher) + KL``.
+        """
+        with all_tokens_active(self.dyt_backbone.dispatchers()):
+            teacher_loss, teacher_logits = teacher()
+        kl = distillation_kl(student_logits, teacher_logits.detach())
+        return {'loss_teacher': self.distill.get('teacher_weight', 1.0) * teacher_loss,
+                'loss_distill': self.distill.get('loss_weight', 1.0) * kl}
 
 
 def attach_efficiency(data_samples, flops, rates=None):

@@ -190,3 +190,16 @@ def test_get_flops_at_a_forced_rate(tmp_path, capsys):
     mlp_saved = LAYERS * (N - 1) // 2 * (2 * C * HIDDEN + 5 * C)
     extra = LAYERS * (2 * N * C * 64 + (N - 1) * C)  # adapters d=64 and gates
     assert flops == dense_flops() - mlp_saved + extra
+
+
+def test_get_flops_paper_convention_leaves_out_attention_matmuls_and_norms(
+        tmp_path, image_folder, capsys):
+    """Dyn-Adapter's tables count 16.8 G for ViT-B/16 (mmdyt 17.58 G): only
+    the linear layers and the patch embedding."""
+    config = write_config(tmp_path, 'configs/cls/full/full_vit-b16_cifar100.py',
+                          data_root=image_folder)
+    out = run_tool('get_flops.py', [config, '--num-images', 2, '--convention', 'paper'], capsys)
+    flops = float(re.search(r'G per sample \((\d+) multiply-adds', out).group(1))
+    assert 'FLOPs (paper convention)' in out
+    assert flops == dense_flops() - LAYERS * (2 * N * N * C + 2 * 5 * C * N) - 5 * C * N
+

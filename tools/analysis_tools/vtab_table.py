@@ -4,9 +4,19 @@ structured group means, their mean, and the mean GFLOPs per image.
 
 A VTAB-1K config (e.g. ``configs/cls/dyt/dyt-r0.5-d8_vit-b16_vtab1k.py``)
 trains one task; this script picks the task by overriding
-``{train,val,test}_dataloader.dataset.task`` and ``model.head.num_classes``
-and runs ``tools/train.py`` then ``tools/test.py`` for each, in
-``<work-dir>/<config name>/<task>``.
+``{train,val,test}_dataloader.dataset.task`` and the classes
+(``model.head.num_classes``, or ``model.num_classes`` of an early-exit
+model), adds the config's own ``vtab_task_options[task]`` (e.g. RepAdapter's
+per-task scale) and runs ``tools/train.py`` then ``tools/test.py`` for each,
+in ``<work-dir>/<config name>/<task>``.
+
+Reporting: ``--report last`` (the default, the papers' protocol as mmdyt
+reads it) tests the checkpoint of the last epoch; ``--report best`` (the
+reference DyT and RepAdapter code's way) validates after every epoch, keeps
+the checkpoint of the best ``accuracy/top1`` (mmengine's ``save_best``) and
+tests that one, in ``<work-dir>/<config name>-best/<task>``. The DyT VTAB-1K
+configs validate on the test split, as the reference code does; the
+Dyn-Adapter configs on val200. The printed table says which report it is.
 
 Examples::
 
@@ -25,13 +35,22 @@ import os.path as osp
 import subprocess
 import sys
 
+from mmengine.config import Config
 from mmengine.runner import find_latest_checkpoint
 
 from mmdyt.datasets import VTAB1K_GROUPS, VTAB1K_TASKS
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-ACCURACY, GFLOPS = 'accuracy/top1', 'efficiency/gflops'
+ACCURACY = 'accuracy/top1'
+GFLOPS_KEYS = ('efficiency/gflops', 'early_exit/gflops')
+#: --report -> (work dir suffix, extra --cfg-options, the table's note).
+REPORTS = {
+    'last': ('', [], 'accuracy of the last epoch'),
+    'best': ('-best', ['train_cfg.val_interval=1', f'default_hooks.checkpoint.save_best={ACCURACY}',
+                       'default_hooks.checkpoint.rule=greater'],
+             'best validation accuracy over the epochs (reference code)'),
+}
 
 
 def parse_args(argv=None):
@@ -48,23 +67,39 @@ def parse_args(argv=None):
     parser.add_argument('--skip-done', action='store_true',
                         help='do not rerun a task that already has a test result')
     parser.add_argument('--dry-run', action='store_true', help='print the commands only')
+    parser.add_argument('--report', choices=sorted(REPORTS), default='last',
+                        help="'last': test the last epoch's checkpoint; 'best': validate every "
+                        "epoch and test the best one (the reference code's way)")
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='further overrides passed to train.py and test.py')
     return parser.parse_args(argv)
 
 
-def task_options(task, data_root):
-    """``--cfg-options`` that turn a VTAB-1K config to ``task``."""
-    options = [f'model.head.num_classes={VTAB1K_TASKS[task][1]}']
+def task_options(task, data_root, cfg):
+    """``--cfg-options`` that turn the VTAB-1K config ``cfg`` to ``task``:
+    the classes, the dataloaders and the config's ``vtab_task_options``."""
+    classes = 'model.head.num_classes' if 'head' in cfg.model else 'model.num_classes'
+    options = [f'{classes}={VTAB1K_TASKS[task][1]}']
     for loader in LOADERS:
         options += [f'{loader}.dataset.task={task}', f'{loader}.dataset.data_root={data_root}']
-    return options
+    extra = cfg.get('vtab_task_options', {}).get(task, {})
+    return options + [f'{key}={value}' for key, value in extra.items()]
 
 
 def tool_command(tool, config, positional, work_dir, options):
     """``python tools/<tool>.py CONFIG [positional...] --work-dir W --cfg-options ...``"""
     return ([sys.executable, osp.join(TOOLS, f'{tool}.py'), config, *positional,
              '--work-dir', work_dir, '--cfg-options'] + options)
+
+
+def best_checkpoint(work_dir):
+    """The checkpoint ``save_best`` kept in ``work_dir``."""
+    found = sorted(glob.glob(osp.join(work_dir, f'best_{ACCURACY.replace("/", "_")}_*.pth')),
+                   key=osp.getmtime)
+    if not found:
+        raise FileNotFoundError(f'{work_dir}: no best_*.pth checkpoint, was the run '
+                                'validated (--report best)?')
+    return found[-1]
 
 
 def latest_checkpoint(work_dir):
@@ -105,15 +140,17 @@ def summarize(results):
         row[group] = None if None in accs else mean(accs)
     groups = [row[g] for g in VTAB1K_GROUPS]
     row['group_mean'] = None if None in groups else mean(groups)
-    row['gflops'] = mean([m[GFLOPS] for m in results.values() if m and GFLOPS in m])
+    row['gflops'] = mean([next(m[k] for k in GFLOPS_KEYS if k in m) for m in results.values()
+                          if m and any(k in m for k in GFLOPS_KEYS)])
     return row
 
 
-def format_table(rows):
+def format_table(rows, report='last'):
     """Markdown table, one row per config: the 19 tasks, the group means,
-    their mean and GFLOPs."""
+    their mean and GFLOPs, after a line saying which accuracy it reports."""
     columns = list(VTAB1K_TASKS) + list(VTAB1K_GROUPS) + ['group_mean', 'gflops']
-    lines = ['| method | ' + ' | '.join(columns) + ' |',
+    lines = [f'Top-1: {REPORTS[report][2]} (--report {report}).', '',
+             '| method | ' + ' | '.join(columns) + ' |',
              '|' + ' --- |' * (len(columns) + 1)]
     for name, row in rows.items():
         cells = ['-' if row.get(c) is None else f'{row[c]:.2f}' for c in columns]
@@ -122,18 +159,20 @@ def format_table(rows):
 
 
 def run_task(config, task, work_dir, args):
-    """Train ``task``, then test the checkpoint training ended with."""
-    options = task_options(task, args.data_root) + list(args.cfg_options)
-    train = tool_command('train', config, [], work_dir, options)
+    """Train ``task``, then test the checkpoint training ended with (or the
+    best one, ``--report best``)."""
+    options = task_options(task, args.data_root, Config.fromfile(config)) + list(
+        args.cfg_options)
+    train = tool_command('train', config, [], work_dir, options + REPORTS[args.report][1])
+    pick = best_checkpoint if args.report == 'best' else latest_checkpoint
     if args.dry_run:
         print(' '.join(train))
-        print(' '.join(tool_command('test', config, ['<checkpoint in last_checkpoint>'],
+        print(' '.join(tool_command('test', config, [f'<checkpoint of {pick.__name__}>'],
                                     work_dir, options)))
         return
     os.makedirs(work_dir, exist_ok=True)
     subprocess.run(train, check=True)
-    subprocess.run(tool_command('test', config, [latest_checkpoint(work_dir)], work_dir,
-                                options), check=True)
+    subprocess.run(tool_command('test', config, [pick(work_dir)], work_dir, options), check=True)
 
 
 def main(argv=None):
@@ -143,7 +182,7 @@ def main(argv=None):
         raise FileNotFoundError(f'no config matches {args.configs!r}')
     rows = {}
     for config in configs:
-        name = osp.splitext(osp.basename(config))[0]
+        name = osp.splitext(osp.basename(config))[0] + REPORTS[args.report][0]
         results = {}
         for task in args.tasks:
             work_dir = osp.join(args.work_dir, name, task)
@@ -153,7 +192,7 @@ def main(argv=None):
                 done = collect(work_dir)
             results[task] = done
         rows[name] = summarize(results)
-    print(format_table(rows))
+    print(format_table(rows, args.report))
     return rows
 
 

@@ -28,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from ..flops import conv_patch_flops, layer_norm_flops, linear_flops
+from ..flops import (attention_bias_flops, attention_matmul_flops, conv_patch_flops,
+                     layer_norm_flops, linear_flops)
 from ..layers import (TokenDispatcher, build_adapter, capacity_tokens, dispatched_part, drop_path,
                       resize_pos_embed)
 from ..petl import apply_petl
@@ -59,14 +60,42 @@ DISPATCH_TABLE = {
 }
 
 
+def relative_position_index(grid):
+    """(1 + h * w, 1 + h * w) index into a BEiT-style relative position
+    bias table of ``(2h - 1) * (2w - 1) + 3`` rows for a class token followed
+    by an (h, w) patch grid (row-major): one row per patch offset, then
+    class-to-patch, patch-to-class and class-to-class."""
+    h, w = grid
+    coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w),
+                                        indexing='ij')).flatten(1)
+    offsets = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    num_offsets = (2 * h - 1) * (2 * w - 1)
+    index = torch.empty(1 + h * w, 1 + h * w, dtype=torch.long)
+    index[1:, 1:] = (offsets[..., 0] + h - 1) * (2 * w - 1) + offsets[..., 1] + w - 1
+    index[0, :] = num_offsets
+    index[:, 0] = num_offsets + 1
+    index[0, 0] = num_offsets + 2
+    return index
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention.
+    """Multi-head self-attention, optionally with a trainable relative
+    position bias added to the logits (BEiT-style, zero-initialised: the
+    reference DyT code's segmentation ViT).
+
+    Args:
+        embed_dims (int): C.
+        num_heads (int): heads.
+        qkv_bias (bool): bias of the qkv projection.
+        rel_pos_grid (tuple[int, int] | None): (h, w) patch grid of the
+            relative position bias (a class token, then h * w patches); None =
+            no bias.
 
     Shapes:
         x: (B, N, C) -> (B, N, C)
     """
 
-    def __init__(self, embed_dims, num_heads, qkv_bias=True):
+    def __init__(self, embed_dims, num_heads, qkv_bias=True, rel_pos_grid=None):
         super().__init__()
         self.num_heads = num_heads
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
@@ -87,21 +116,49 @@ class Attention(nn.Module):
     def _merge_heads(self, x):
         return x.transpose(1, 2).flatten(2)
 
+    def position_bias(self, num_tokens, positions=None):
+        """The relative position bias, or None without one.
+
+        Args:
+            num_tokens (int): N of the full sequence (must be the grid's
+                1 + h * w).
+            positions (Tensor | None): (B, K) token positions of packed
+                samples; None = every token in order.
+
+        Returns:
+            Tensor | None: (heads, N, N), or (B, heads, K, K) for
+            ``positions``.
+        """
+        if self.rel_pos_grid is None:
+            return None
+        h, w = self.rel_pos_grid
+        if num_tokens != 1 + h * w:
+            raise ValueError(f'the relative position bias is built for a class token and a '
+                             f'{h}x{w} patch grid ({1 + h * w} tokens), got {num_tokens} '
+                             'tokens: use that input size (e.g. slide inference)')
+        index = self.rel_pos_index
+        if positions is not None:
+            index = index[positions[:, :, None], positions[:, None, :]]
+        return self.rel_pos_table[index].movedim(-1, -3)
+
     def forward(self, x, key_mask=None):
         """``key_mask`` (B, N) float in [0, 1] (1 = key kept) removes keys from
         the softmax by renormalising the probabilities, which stays
         differentiable with respect to a straight-through mask."""
         q, k, v = self._split_heads(self.qkv(x))
+        bias = self.position_bias(x.shape[1])
         if key_mask is None:
-            out = F.scaled_dot_product_attention(q, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         else:
-            probs = (q @ k.transpose(-2, -1) * q.shape[-1]**-0.5).softmax(-1)
+            logits = q @ k.transpose(-2, -1) * q.shape[-1]**-0.5
+            probs = (logits if bias is None else logits + bias).softmax(-1)
             probs = probs * key_mask[:, None, None, :]
             out = probs / probs.sum(-1, keepdim=True) @ v
         return self.proj(self._merge_heads(out))
 
     def forward_packed(self, tokens, packed):
-        """Attention among each sample's active tokens only.
+        """Attention among each sample's active tokens only (the relative
+        position bias gathered at their positions).
 
         Args:
             tokens (Tensor): (S, C) active tokens of the whole batch.
@@ -112,13 +169,24 @@ class Attention(nn.Module):
         """
         qkv = packed.to_padded(self.qkv(tokens))
         q, k, v = self._split_heads(qkv)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=packed.key_padding)
+        mask = packed.key_padding
+        if self.rel_pos_grid is not None:
+            positions = packed.flat_index.new_zeros(packed.batch_size * packed.max_count)
+            positions[packed.padded_index] = packed.flat_index % packed.num_tokens
+            bias = self.position_bias(packed.num_tokens,
+                                      positions.view(packed.batch_size, -1))
+            mask = bias.masked_fill(~mask, float('-inf'))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(packed.from_padded(self._merge_heads(out)))
 
     def flops(self, num_tokens):
-        """Multiply-adds for ``num_tokens`` tokens attending to each other."""
-        return (linear_flops(self.qkv, num_tokens) + linear_flops(self.proj, num_tokens) +
-                2 * num_tokens**2 * self.proj.in_features)
+        """Multiply-adds for ``num_tokens`` tokens attending to each other
+        (with the relative position bias, its adds to the logits)."""
+        total = (linear_flops(self.qkv, num_tokens) + linear_flops(self.proj, num_tokens) +
+                 attention_matmul_flops(num_tokens, num_tokens, self.proj.in_features))
+        if self.rel_pos_grid is not None:
+            total = total + attention_bias_flops(num_tokens, num_tokens, self.num_heads)
+        return total
 
 
 class Mlp(nn.Module):
@@ -155,6 +223,8 @@ class DyTBlock(nn.Module):
         tau (float): dispatcher temperature.
         drop_path_rate (float): stochastic depth of the block outputs.
         qkv_bias (bool): bias of the qkv projection.
+        rel_pos_grid (tuple[int, int] | None): patch grid of a trainable
+            relative position bias in the attention; None = none.
 
     Shapes:
         x: (B, N, C) -> (B, N, C); the masks go to the ``record`` passed.
@@ -167,14 +237,15 @@ class DyTBlock(nn.Module):
 
     def __init__(self, embed_dims, num_heads, feedforward_channels, *, dispatch='mlp',
                  adapter_dim=64, adapter_scale=1.0, adapter_dropout=0.1, num_experts=1,
-                 num_fixed_tokens=1, tau=5.0, drop_path_rate=0.0, qkv_bias=True):
+                 num_fixed_tokens=1, tau=5.0, drop_path_rate=0.0, qkv_bias=True,
+                 rel_pos_grid=None):
         super().__init__()
         if dispatch not in DISPATCH_TABLE:
             raise ValueError(f'dispatch must be one of {tuple(DISPATCH_TABLE)}, got {dispatch!r}')
         self.dispatch = dispatch
         self.drop_path_rate = drop_path_rate
         self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
-        self.attn = Attention(embed_dims, num_heads, qkv_bias)
+        self.attn = Attention(embed_dims, num_heads, qkv_bias, rel_pos_grid)
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.mlp = Mlp(embed_dims, feedforward_channels)
         parts = DISPATCH_TABLE[dispatch]
@@ -344,6 +415,10 @@ class DyTVisionTransformer(DyTBackbone):
         init_cfg (dict | list | None): mmengine's; a
             ``dict(type='Pretrained', checkpoint=..., prefix=...)`` entry is
             taken as ``pretrained`` (same key mapping and checks).
+        rel_pos_bias (bool): a zero-initialised trainable relative position
+            bias per block (BEiT-style, for the ``img_size`` patch grid; the
+            reference DyT code's segmentation ViT), trainable under
+            ``freeze_pretrained`` and counted in :meth:`flops`.
         token_reduction (dict | None): ToMe, EViT or DynamicViT
             (:mod:`mmdyt.models.token_reduction`), e.g. ``dict(type='tome',
             r=8)``, ``dict(type='evit', keep_rate=0.7)`` or
@@ -363,8 +438,9 @@ class DyTVisionTransformer(DyTBackbone):
     """
 
     #: The PEFT keys plus the token reduction's own modules (DynamicViT's
-    #: predictors), trainable on a frozen backbone.
-    TUNING_KEYS = DyTBackbone.TUNING_KEYS + ('token_reduction.', )
+    #: predictors) and the relative position biases, trainable on a frozen
+    #: backbone.
+    TUNING_KEYS = DyTBackbone.TUNING_KEYS + ('token_reduction.', 'rel_pos_table')
 
     def __init__(self, arch='b', img_size=224, patch_size=16, in_channels=3,
                  dispatch='mlp', adapter_dim=64, adapter_scale=1.0,
@@ -373,7 +449,7 @@ class DyTVisionTransformer(DyTBackbone):
                  out_type='cls_token', out_indices=-1, final_norm=True,
                  drop_path_rate=0.0, skip_inactive=True, qkv_bias=True,
                  pretrained=None, petl=None, token_reduction=None, capacity=None,
-                 capacity_warning=0.01, init_cfg=None):
+                 capacity_warning=0.01, rel_pos_bias=False, init_cfg=None):
         init_cfg, pretrained_init = pop_pretrained_init(init_cfg)
         if pretrained_init is not None:
             if pretrained is not None:
@@ -393,6 +469,9 @@ class DyTVisionTransformer(DyTBackbone):
                              'skipped tokens are updated by the adapter only')
         if num_prompts < 0 or lora_rank < 0:
             raise ValueError('num_prompts and lora_rank must be >= 0')
+        if rel_pos_bias and num_prompts:
+            raise ValueError('rel_pos_bias is built for a class token and the patches: '
+                             'it cannot be combined with num_prompts')
         embed_dims = self.arch_settings['embed_dims']
         num_layers = self.arch_settings['num_layers']
         self.embed_dims = embed_dims
@@ -425,7 +504,8 @@ class DyTVisionTransformer(DyTBackbone):
                      adapter_dim=adapter_dim, adapter_scale=adapter_scale,
                      adapter_dropout=adapter_dropout, num_experts=num_experts,
                      num_fixed_tokens=self.num_fixed_tokens, tau=tau,
-                     drop_path_rate=rates[i], qkv_bias=qkv_bias)
+                     drop_path_rate=rates[i], qkv_bias=qkv_bias,
+                     rel_pos_grid=self.patch_resolution if rel_pos_bias else None)
             for i in range(num_layers)
         ])
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6) if final_norm else nn.Identity()

@@ -4,8 +4,6 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 
 from ..flops import linear_layers_flops
-from ..layers import all_tokens_active
-from ..losses import distillation_kl
 from ..task_utils import DyTTaskMixin, attach_efficiency
 from ..token_reduction import reduction_disabled
 
@@ -38,13 +36,7 @@ class DyTImageClassifier(DyTTaskMixin, ImageClassifier):
 
     def __init__(self, backbone, rate_loss=None, distill=None, **kwargs):
         super().__init__(backbone=backbone, **kwargs)
-        if distill is not None and not self.dyt_backbone.dispatchers():
-            raise ValueError('distill needs a DyTVisionTransformer backbone with token '
-                             'dispatchers (dispatch is None): set it to None')
-        if distill is not None and set(distill) - {'loss_weight', 'teacher_weight'}:
-            raise ValueError(f'distill takes loss_weight and teacher_weight, got {distill}')
-        self.distill = distill
-        self.init_dyt(rate_loss)
+        self.init_dyt(rate_loss, distill)
 
     def features(self, inputs):
         """``extract_feat(inputs)`` and the record of its backbone forward."""
@@ -61,12 +53,11 @@ class DyTImageClassifier(DyTTaskMixin, ImageClassifier):
         if getattr(self.dyt_backbone, 'token_reduction', None) is not None:
             losses.update(self.token_reduction_losses(inputs, feats, record))
         if self.distill is not None:
-            with all_tokens_active(self.dyt_backbone.dispatchers()):
+            def teacher():
                 teacher_feats = self.extract_feat(inputs)
-            teacher_loss = self.head.loss(teacher_feats, data_samples)['loss']
-            losses['loss_teacher'] = self.distill.get('teacher_weight', 1.0) * teacher_loss
-            kl = distillation_kl(self.head(feats), self.head(teacher_feats).detach())
-            losses['loss_distill'] = self.distill.get('loss_weight', 1.0) * kl
+                return (self.head.loss(teacher_feats, data_samples)['loss'],
+                        self.head(teacher_feats))
+            losses.update(self.distill_losses(self.head(feats), teacher))
         return losses
 
     def token_reduction_losses(self, inputs, feats, record):

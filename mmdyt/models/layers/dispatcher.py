@@ -21,18 +21,21 @@ def gumbel_sigmoid(logits, tau):
 
 
 def straight_through(soft):
-    """Hard mask ``soft >= 0.5`` in the forward pass, gradient of ``soft`` in
-    the backward pass (Eq. 5)."""
-    hard = (soft >= 0.5).to(soft.dtype)
+    """Hard mask ``soft > 0.5`` in the forward pass (the reference code's
+    rule at ties; Eq. 5 does not say), gradient of ``soft`` in the backward
+    pass (Eq. 5)."""
+    hard = (soft > 0.5).to(soft.dtype)
     return hard - soft.detach() + soft
 
 
 class TokenDispatcher(nn.Module):
     """Decides per token whether it goes through a block.
 
-    A gate ``Linear(C, 1)`` scores the tokens. Training: Gumbel-sigmoid with a
-    straight-through estimator; evaluation: ``sigmoid(logits) >= 0.5``, no
-    noise. The first ``num_fixed_tokens`` tokens (class token, prompt or
+    A gate ``Linear(C, 1)`` scores the tokens (initialised as the reference
+    code: weight trunc-normal std 0.02, bias 0; the paper does not say).
+    Training: Gumbel-sigmoid with a straight-through estimator; evaluation:
+    ``sigmoid(logits) > 0.5``, no noise (a token exactly at 0.5 is skipped,
+    as in the reference code). The first ``num_fixed_tokens`` tokens (class token, prompt or
     register tokens) are always active.
 
     Args:
@@ -54,6 +57,8 @@ class TokenDispatcher(nn.Module):
     def __init__(self, embed_dims, num_fixed_tokens=1, tau=5.0):
         super().__init__()
         self.gate = nn.Linear(embed_dims, 1)
+        nn.init.trunc_normal_(self.gate.weight, std=0.02)
+        nn.init.zeros_(self.gate.bias)
         self.num_fixed_tokens = num_fixed_tokens
         self.tau = tau
         self.force_all_active = False
@@ -77,7 +82,7 @@ class TokenDispatcher(nn.Module):
         if self.training:
             mask = straight_through(gumbel_sigmoid(logits, self.tau))
             return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
-        mask = logits >= 0  # sigmoid(logits) >= 0.5
+        mask = logits > 0  # sigmoid(logits) > 0.5
         return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
 
     def flops(self, num_tokens):

@@ -145,3 +145,32 @@ def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):
         return torch.stack([s.pred_score for s in model(clips, samples(2), mode='predict')])
 
     assert_tuned_only_round_trip(build_seeded, predict, tmp_path)
+
+
+def test_self_distillation_through_the_shared_glue():
+    """The reference code's recipe on video: CE(student) + rate + CE(teacher)
+    + KL(teacher || student), the teacher a dense forward of the same model."""
+    from mmdyt.models.layers import all_tokens_active
+    from mmdyt.models.losses import distillation_kl
+    torch.manual_seed(0)
+    model = build(adapter_dropout=0.0)
+    model.init_dyt(dict(type='ActivationRateLoss'), dict(loss_weight=0.5, teacher_weight=2.0))
+    randomize_peft(model)
+    model.train()
+    clips, data = torch.randn(2, 1, 3, 2, 32, 32), samples(2)
+    torch.manual_seed(3)
+    losses = model.loss(clips, data)
+    assert {'loss_cls', 'loss_rate', 'loss_teacher', 'loss_distill'} <= set(losses)
+    torch.manual_seed(3)  # the same Gumbel noise: the student's scores again
+    student = model.cls_head(model.extract_feat(clips, data_samples=data)[0])
+    with all_tokens_active(model.backbone.dispatchers()):
+        teacher = model.cls_head(model.extract_feat(clips, data_samples=data)[0])
+    teacher_ce = model.cls_head.loss_by_feat(teacher, data)['loss_cls']
+    torch.testing.assert_close(losses['loss_teacher'], 2.0 * teacher_ce)
+    torch.testing.assert_close(losses['loss_distill'],
+                               0.5 * distillation_kl(student, teacher.detach()))
+    assert losses['loss_distill'] > 0
+    with pytest.raises(ValueError, match=r"distill takes \['loss_weight', 'teacher_weight'\]"):
+        build().init_dyt(None, dict(weight=1.0))
+    with pytest.raises(ValueError, match='distill needs a backbone with token dispatchers'):
+        build(rate_loss=None, dispatch=None).init_dyt(None, dict(loss_weight=1.0))

@@ -1,5 +1,6 @@
 # CIFAR-100 (mmpretrain's CIFAR100, python pickles in data/cifar100),
-# RandomResizedCrop to 224 for training (DyT Table 7), 128 images per GPU.
+# RandomResizedCrop to 224 for training (DyT Table 7; *_rrc-flip.py adds the
+# reference code's horizontal flip), 128 images per GPU.
 dataset_type = 'CIFAR100'
 data_root = 'data/cifar100'
 # the pickled images are already RGB
@@ -10,8 +11,11 @@ train_pipeline = [
     dict(type='RandomResizedCrop', scale=224, interpolation='bicubic'),
     dict(type='PackInputs'),
 ]
+# Test: resize of the short side to 256 + centre crop 224, as the reference
+# DyT code (the paper does not say).
 test_pipeline = [
-    dict(type='Resize', scale=(224, 224), interpolation='bicubic'),
+    dict(type='ResizeEdge', scale=256, edge='short', interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
 

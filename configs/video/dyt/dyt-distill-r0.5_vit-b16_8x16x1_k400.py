@@ -1,0 +1,3 @@
+# DyT with self-distillation from a dense teacher pass (the reference code's recipe), r=0.5, d=64, ViT-B/16 + cross-attention head, K400 8x16x1
+_base_ = ['./dyt-r0.5_vit-b16_8x16x1_k400.py']
+model = dict(distill=dict(loss_weight=1.0, teacher_weight=1.0))

@@ -1,0 +1,105 @@
+"""The relative position bias option of the ViT (the reference DyT code's
+segmentation backbone): zero-initialised, trainable, used by the masked, the
+skipping and the packed attention alike, counted in parameters and FLOPs."""
+import pytest
+import torch
+
+from mmdyt.models.backbones import DyTVisionTransformer
+from mmdyt.models.backbones.dyt_vit import Attention, relative_position_index
+from mmdyt.models.flops import flops_convention
+from mmdyt.models.record import ForwardRecord
+
+TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+
+
+def tiny_vit(**kwargs):
+    kwargs.setdefault('dispatch', 'attn')
+    kwargs.setdefault('adapter_dim', 4)
+    return DyTVisionTransformer(arch=TINY, img_size=32, patch_size=8, **kwargs)
+
+
+def randomize(model):
+    """Random biases and gates, about half of the tokens active."""
+    torch.manual_seed(1)
+    for name, param in model.named_parameters():
+        if 'rel_pos_table' in name or 'gate.weight' in name:
+            param.data.normal_()
+        elif 'gate.bias' in name:
+            param.data.zero_()
+
+
+def test_zero_initialised_bias_changes_nothing_and_trains():
+    torch.manual_seed(0)
+    plain = tiny_vit().eval()
+    torch.manual_seed(0)
+    biased = tiny_vit(rel_pos_bias=True).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(biased(x)[0], plain(x)[0])
+    tables = {n: p for n, p in biased.named_parameters() if 'rel_pos_table' in n}
+    assert len(tables) == 3 and all(p.requires_grad for p in tables.values())
+    assert all(p.shape == (7 * 7 + 3, 3) and not p.any() for p in tables.values())
+    biased.train()
+    (biased(x)[0] * torch.randn(2, 48)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in tables.values())
+
+
+@pytest.mark.parametrize('dispatch', ['attn', 'attn_mlp', 'layer', 'mlp'])
+def test_skipping_equals_masked_with_the_bias(dispatch):
+    model = tiny_vit(dispatch=dispatch, rel_pos_bias=True).eval()
+    randomize(model)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        record = ForwardRecord()
+        skipped = model(x, record=record)[0]
+        model.skip_inactive = False
+        masked = model(x)[0]
+    rates = record.activation_rates()
+    assert 0.1 < rates.mean() < 0.9
+    torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5)
+
+
+def test_bias_is_the_beit_table_at_each_offset():
+    index = relative_position_index((2, 3))
+    assert index.shape == (7, 7)
+    assert index[0, 0] == 5 * 3 + 2 and (index[0, 1:] == 15).all() and (index[1:, 0] == 16).all()
+    # same offset, same entry: patches (0, 0) -> (0, 1) and (1, 0) -> (1, 1);
+    # offset (0, 0) is row (h - 1) * (2w - 1) + w - 1
+    assert index[1, 2] == index[4, 5] != index[2, 1]
+    assert index[1, 1] == index[6, 6] == 1 * 5 + 2
+    attn = Attention(12, 2, rel_pos_grid=(2, 3))
+    attn.rel_pos_table.data.normal_()
+    bias = attn.position_bias(7)
+    assert bias.shape == (2, 7, 7)
+    torch.testing.assert_close(bias[1, 3, 4], attn.rel_pos_table[index[3, 4], 1])
+    positions = torch.tensor([[0, 4, 2], [0, 1, 0]])
+    packed = attn.position_bias(7, positions)
+    assert packed.shape == (2, 2, 3, 3)
+    torch.testing.assert_close(packed[0, :, 1, 2], bias[:, 4, 2])
+
+
+def test_parameters_and_flops_of_the_seg_vit_b():
+    """ViT-B/16 at 512: (63 * 63 + 3) x 12 heads per block, 0.57 M over 12
+    blocks; one add per head and logit in the FLOPs (none in the paper's
+    convention)."""
+    attn = Attention(768, 12, rel_pos_grid=(32, 32))
+    assert 12 * attn.rel_pos_table.numel() == 571968
+    plain = Attention(768, 12)
+    n = 1 + 32 * 32
+    assert attn.flops(n) == plain.flops(n) + 12 * n * n
+    with flops_convention('paper'):
+        assert attn.flops(n) == plain.flops(n) == 4 * n * 768 * 768
+    model = tiny_vit(rel_pos_bias=True, dispatch=None, adapter_dim=None).eval()
+    record = ForwardRecord()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32), record=record)
+    without = tiny_vit(dispatch=None, adapter_dim=None)
+    assert model.flops(record) == without.flops(record) + 3 * 3 * 17 * 17
+
+
+def test_bad_settings_are_refused():
+    model = tiny_vit(rel_pos_bias=True).eval()
+    with pytest.raises(ValueError, match='built for a class token and a 4x4 patch grid'):
+        model(torch.randn(1, 3, 40, 32))
+    with pytest.raises(ValueError, match='cannot be combined with num_prompts'):
+        tiny_vit(rel_pos_bias=True, num_prompts=2)
