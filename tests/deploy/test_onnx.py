@@ -162,3 +162,37 @@ def test_tool_refuses_masked_with_capacity(tmp_path, capsys):
         run_tool([write_config(tmp_path), 'none', '--out', tmp_path / 'a.onnx', '--masked',
                   '--capacity', '0.5'], capsys)
     assert 'choose one' in capsys.readouterr().err
+
+
+def test_equal_gate_biases_stay_separate_initializers(tmp_path):
+    """The exporter merges equal initializers; zero-initialised gates must
+    still be found (and set) one by one."""
+    model = tiny('attn_mlp')
+    with torch.no_grad():
+        for dispatcher in model.dispatchers():
+            dispatcher.gate.bias.zero_()
+    report = export_onnx(model, tmp_path / 'zero.onnx', example())
+    names = {init.name for init in onnx.load(report.path).graph.initializer}
+    assert {f'model.blocks.0.dispatchers.{p}.gate.bias' for p in ('attn', 'mlp')} <= names
+    assert all(float(d.gate.bias) == 0.0 for d in model.dispatchers())
+    check_onnx(model, report.path, SHAPE, batch_sizes=(3, ))
+
+
+def test_tool_exports_a_segmentor(tmp_path, capsys):
+    config = tmp_path / 'seg.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = ['{ROOT / 'configs/seg/dyt/dyt-r0.5_vit-b16_upernet_ade20k-512x512.py'}']
+        norm_cfg = dict(type='BN', requires_grad=True)
+        model = dict(
+            data_preprocessor=dict(size=(64, 64)),
+            backbone=dict(arch=dict(_delete_=True, embed_dims=48, num_layers=4, num_heads=3,
+                                    feedforward_channels=96),
+                          img_size=64, out_indices=(0, 1, 2, 3), adapter_dim=8,
+                          pretrained=None),
+            neck=dict(embed_dim=48, norm_cfg=norm_cfg),
+            decode_head=dict(in_channels=[48] * 4, channels=8, norm_cfg=norm_cfg),
+            auxiliary_head=dict(in_channels=48, channels=8, norm_cfg=norm_cfg))
+        '''))
+    out = run_tool([config, 'none', '--out', tmp_path / 'seg.onnx', '--dynamic-batch'], capsys)
+    assert 'skipping path (tokens selected at run time: NonZero x4' in out
+    assert 'check passed' in out
