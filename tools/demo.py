@@ -42,6 +42,7 @@ from mmengine.runner import find_latest_checkpoint
 from mmdyt.analysis import (build_model, count_parameters, load_config, summarize,
                             time_interleaved)
 from mmdyt.datasets.idx import IDX_SPLIT_FILES, find_split_file
+from mmdyt.models.backbones.checkpoint import read_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
@@ -138,8 +139,7 @@ def pretrain(args):
     options += QUICK_PRETRAIN if args.quick else []
     run_tool(['tools/train.py', osp.join(CONFIG_DIR, PRETRAIN_CONFIG), '--work-dir', work_dir,
               '--cfg-options'] + options, osp.join(work_dir, 'demo_train.log'))
-    checkpoint = torch.load(find_latest_checkpoint(work_dir), map_location='cpu',
-                            weights_only=False)
+    checkpoint = read_checkpoint(find_latest_checkpoint(work_dir))
     backbone = {k: v for k, v in checkpoint['state_dict'].items() if k.startswith('backbone.')}
     torch.save({'state_dict': backbone}, weights)
     return weights
