@@ -21,10 +21,10 @@ def gumbel_sigmoid(logits, tau):
 
 
 def straight_through(soft):
-    """Hard mask ``soft > 0.5`` in the forward pass (the reference code's
-    rule at ties; Eq. 5 does not say), gradient of ``soft`` in the backward
-    pass (Eq. 5)."""
-    hard = (soft > 0.5).to(soft.dtype)
+    """Hard mask ``soft >= 0.5`` in the forward pass (Eq. 4; the reference
+    code skips ties, ``> 0.5``), gradient of ``soft`` in the backward pass
+    (Eq. 5)."""
+    hard = (soft >= 0.5).to(soft.dtype)
     return hard - soft.detach() + soft
 
 
@@ -34,8 +34,8 @@ class TokenDispatcher(nn.Module):
     A gate ``Linear(C, 1)`` scores the tokens (initialised as the reference
     code: weight trunc-normal std 0.02, bias 0; the paper does not say).
     Training: Gumbel-sigmoid with a straight-through estimator; evaluation:
-    ``sigmoid(logits) > 0.5``, no noise (a token exactly at 0.5 is skipped,
-    as in the reference code). The first ``num_fixed_tokens`` tokens (class token, prompt or
+    ``sigmoid(logits) >= 0.5``, no noise (Eq. 4: a token exactly at 0.5 is
+    active; the reference code skips it). The first ``num_fixed_tokens`` tokens (class token, prompt or
     register tokens) are always active.
 
     Args:
@@ -82,7 +82,7 @@ class TokenDispatcher(nn.Module):
         if self.training:
             mask = straight_through(gumbel_sigmoid(logits, self.tau))
             return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
-        mask = logits > 0  # sigmoid(logits) > 0.5
+        mask = logits >= 0  # sigmoid(logits) >= 0.5
         return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
 
     def flops(self, num_tokens):
