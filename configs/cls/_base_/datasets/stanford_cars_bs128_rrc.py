@@ -1,40 +1,13 @@
 # Stanford Cars (mmpretrain StanfordCars: cars_train/, cars_test/ + devkit/*.mat, or car_ims/ + cars_annos.mat):
-# the full train split for training, test for testing, with Food-101's recipe
-# (DyT Tables 7, 10): RandomResizedCrop to 224 for training, short side 256 +
-# center crop 224 for testing, 128 images per GPU.
+# the full train split for training, test for testing, with Food-101's
+# recipe and loaders (DyT Tables 7, 10): RandomResizedCrop to 224 for training,
+# short side 256 + center crop 224 for testing, 128 images per GPU.
+_base_ = ['./food101_bs128_rrc.py']
 dataset_type = 'StanfordCars'
 data_root = 'data/stanford_cars'
-data_preprocessor = dict(num_classes=196, mean=[127.5, 127.5, 127.5],
-                         std=[127.5, 127.5, 127.5], to_rgb=True)
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224, interpolation='bicubic'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short', interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
-
+data_preprocessor = dict(num_classes=196)
 train_dataloader = dict(
-    batch_size=128,
-    num_workers=8,
-    persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                 pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
-)
+    dataset=dict(type=dataset_type, data_root=data_root, split='train'))
 val_dataloader = dict(
-    batch_size=128,
-    num_workers=8,
-    persistent_workers=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='test',
-                 pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-val_evaluator = [dict(type='Accuracy', topk=(1, 5)), dict(type='EfficiencyMetric')]
+    dataset=dict(type=dataset_type, data_root=data_root, split='test'))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
