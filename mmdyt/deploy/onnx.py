@@ -124,6 +124,25 @@ def _masked_path(backbone, masked):
         backbone.skip_inactive = previous
 
 
+@contextlib.contextmanager
+def _distinct_gate_biases(model):
+    """Within the block, every gate bias differs from the others, so the
+    exporter keeps each as its own named initializer (it merges equal ones,
+    e.g. zero-initialised gates); :func:`export_onnx` writes the real values
+    back."""
+    biases = list(gate_bias_names(model))
+    original = [bias.detach().clone() for bias in biases]
+    with torch.no_grad():
+        for i, bias in enumerate(biases):
+            bias.add_((i + 1) * 2.0**-8)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for bias, value in zip(biases, original):
+                bias.copy_(value)
+
+
 def export_onnx(model, path, example, dynamic_batch=True, opset=DEFAULT_OPSET,
                 masked=False):
     """Export ``model`` to ONNX, keeping the token skipping.
@@ -152,13 +171,15 @@ def export_onnx(model, path, example, dynamic_batch=True, opset=DEFAULT_OPSET,
                          f'samples, got {example.shape[0]}')
     backbone = find_dyt_backbone(model)
     dynamic = ({0: torch.export.Dim('batch')}, ) if dynamic_batch else None
-    with _masked_path(backbone, masked), torch.no_grad():
+    with _masked_path(backbone, masked), _distinct_gate_biases(model), torch.no_grad():
         program = torch.onnx.export(_Flat(model).eval(), (example, ), dynamo=True,
                                     dynamic_shapes=dynamic, opset_version=opset,
                                     input_names=['inputs'], verbose=False)
     program.save(str(path), external_data=False)
     import onnx
-    graph = onnx.load(str(path)).graph
+    onnx_model = with_gate_biases(onnx.load(str(path)), model)
+    onnx.save(onnx_model, str(path))
+    graph = onnx_model.graph
     ops = Counter(node.op_type for node in graph.node)
     if backbone is None or not backbone.dispatchers():
         mode = 'dense'
