@@ -8,6 +8,9 @@ env_cfg = dict(
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)
+# rate_layer{i}, activation_rate and gflops of every training iteration, to the log
+# and to every vis backend (TensorboardVisBackend included), as the cls configs do.
+custom_hooks = [dict(type='ActivationLoggerHook')]
 log_level = 'INFO'
 load_from = None
 resume = False

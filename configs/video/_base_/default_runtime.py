@@ -16,6 +16,9 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'))
 
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
+# rate_layer{i}, activation_rate and gflops of every training iteration, to the log
+# and to every vis backend (TensorboardVisBackend included), as the cls configs do.
+custom_hooks = [dict(type='ActivationLoggerHook')]
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='ActionVisualizer', vis_backends=vis_backends)
