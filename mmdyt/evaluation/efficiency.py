@@ -6,9 +6,12 @@ from mmengine.registry import METRICS
 
 @METRICS.register_module()
 class EfficiencyMetric(BaseMetric):
-    """Mean GFLOPs per sample and activation rates over the test set.
+    """Mean GFLOPs per sample and activation rates over the test set, and in
+    capacity mode ``capacity_overflow``: the mean active tokens per sample
+    that capacity mode left out (summed over the dispatchers).
 
-    Reads ``dyt_flops`` and ``dyt_rates`` from each prediction's metainfo
+    Reads ``dyt_flops``, ``dyt_rates`` and ``dyt_overflow`` from each
+    prediction's metainfo
     (set by the task glue through :func:`mmdyt.models.task_utils.
     attach_efficiency`). Use it beside the task metric, e.g.
     ``val_evaluator = [dict(type='Accuracy', topk=1), dict(type='EfficiencyMetric')]``.
@@ -31,7 +34,7 @@ class EfficiencyMetric(BaseMetric):
                                '(no dyt_flops in the data sample)')
             rates = meta.get('dyt_rates')
             self.results.append((meta['dyt_flops'], None if rates is None else
-                                 torch.as_tensor(rates).float()))
+                                 torch.as_tensor(rates).float(), meta.get('dyt_overflow')))
 
     def compute_metrics(self, results):
         flops = torch.tensor([r[0] for r in results], dtype=torch.float64)
@@ -41,4 +44,7 @@ class EfficiencyMetric(BaseMetric):
             per_layer = torch.stack(rates).mean(0)
             metrics['activation_rate'] = per_layer.mean().item()
             metrics.update({f'rate_layer{i}': v.item() for i, v in enumerate(per_layer)})
+        overflow = [r[2] for r in results if r[2] is not None]
+        if overflow:
+            metrics['capacity_overflow'] = sum(overflow) / len(overflow)
         return metrics

@@ -132,6 +132,11 @@ class ForwardRecord:
                                       else index.cpu(), rates[name].cpu())
         return out
 
+    @property
+    def capacity_mode(self):
+        """Whether a dispatcher ran in capacity mode."""
+        return any(block.capacity for block in self.blocks)
+
     def overflow_counts(self):
         """Capacity mode: (B,) active tokens per sample left out for lack of
         capacity, summed over the dispatchers (0 without capacity mode)."""

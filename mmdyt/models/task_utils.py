@@ -137,19 +137,23 @@ class DyTTaskMixin:
                 'loss_distill': self.distill.get('loss_weight', 1.0) * kl}
 
 
-def attach_efficiency(data_samples, flops, rates=None):
-    """Store per-sample backbone FLOPs (``dyt_flops``, float) and per-layer
-    activation rates (``dyt_rates``, (num_dispatchers,) tensor) in each data
-    sample's metainfo, where :class:`EfficiencyMetric` reads them.
+def attach_efficiency(data_samples, flops, rates=None, overflow=None):
+    """Store per-sample backbone FLOPs (``dyt_flops``, float), per-layer
+    activation rates (``dyt_rates``, (num_dispatchers,) tensor) and, in
+    capacity mode, the active tokens left out (``dyt_overflow``, float) in
+    each data sample's metainfo, where :class:`EfficiencyMetric` reads them.
 
     Args:
         data_samples (list): one data sample per prediction.
         flops (Tensor): (len(data_samples),) multiply-adds per sample.
         rates (Tensor | None): (len(data_samples), num_dispatchers).
+        overflow (Tensor | None): (len(data_samples),) tokens left out.
     """
     for i, sample in enumerate(data_samples):
         meta = dict(dyt_flops=float(flops[i]))
         if rates is not None:
             meta['dyt_rates'] = rates[i]
+        if overflow is not None:
+            meta['dyt_overflow'] = float(overflow[i])
         sample.set_metainfo(meta)
     return data_samples

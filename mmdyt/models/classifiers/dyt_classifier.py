@@ -82,4 +82,5 @@ class DyTImageClassifier(DyTTaskMixin, ImageClassifier):
         feats, record = self.features(inputs)
         predictions = self.head.predict(feats, data_samples, **kwargs)
         flops = self.dyt_backbone.flops(record) + linear_layers_flops(self.head)
-        return attach_efficiency(predictions, flops, record.per_sample_rates())
+        overflow = record.overflow_counts() if record.capacity_mode else None
+        return attach_efficiency(predictions, flops, record.per_sample_rates(), overflow)

@@ -129,3 +129,30 @@ def test_capacity_only_in_evaluation_and_checked():
         with pytest.raises(ValueError, match='capacity must be in'):
             tiny(capacity=bad)
     assert capacity_tokens(0.5, 17) == 9 and capacity_tokens(1.0, 17) == 17
+
+
+def test_efficiency_metric_reports_the_overflow():
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import MODELS, DefaultScope
+    from mmpretrain.structures import DataSample
+    cfg = dict(type='DyTImageClassifier',
+               backbone=dict(type='DyTVisionTransformer', arch=ARCH, img_size=32,
+                             patch_size=8, adapter_dim=8, capacity=0.5, capacity_warning=1.0),
+               head=dict(type='LinearClsHead', num_classes=3, in_channels=48),
+               rate_loss=dict(type='ActivationRateLoss', target_rate=0.5))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg).eval()
+        evaluator = Evaluator([dict(type='EfficiencyMetric')])
+    with torch.no_grad():
+        for dispatcher in model.backbone.dispatchers():
+            dispatcher.gate.bias.fill_(1e4)
+    samples = [DataSample().set_gt_label(0) for _ in range(3)]
+    with torch.no_grad():
+        evaluator.process(model.predict(images(), samples))
+    metrics = evaluator.evaluate(3)
+    k = math.ceil(0.5 * N)
+    assert metrics['efficiency/capacity_overflow'] == 2 * (N - k)  # 2 mlp dispatchers
+    model.backbone.capacity = None
+    with torch.no_grad():
+        evaluator.process(model.predict(images(), [DataSample() for _ in range(3)]))
+    assert 'efficiency/capacity_overflow' not in evaluator.evaluate(3)
