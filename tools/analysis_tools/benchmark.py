@@ -3,8 +3,11 @@
 Inference (default): throughput and latency of ``tensor`` forwards on a
 random batch, the model and the baseline interleaved after warm-up, several
 repeats; prints the median, the spread and the ratio (baseline seconds /
-model seconds, > 1 = the model is faster). The default baseline is
-mmpretrain's own ``VisionTransformer`` of the same arch. Both models run
+model seconds, > 1 = the model is faster). The default baseline compares
+like with like: for a classifier mmpretrain's own ``VisionTransformer`` of
+the same arch, for a segmentor or recognizer the same config with a dense
+backbone (``dispatch=None, adapter_dim=None``; necks and heads on both
+sides). Video configs take one clip of ``clip_len`` frames per sample. Both models run
 aten's kernels unless ``--fuse-cpu`` applies ``mmdyt.deploy.fuse_for_cpu``
 to both (oneDNN linear layers, GELU fused), so the ratio always compares
 skipping against dense on equal kernels.
@@ -53,11 +56,12 @@ from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
 from mmdyt.analysis.benchmark import compare_speed, dense_flops
 from mmdyt.deploy import fuse_for_cpu
 from mmdyt.deploy.runtime import RUNTIMES, InferenceRuntime
+from mmdyt.models.backbones import FrameDyTVisionTransformer
 from mmdyt.models.task_utils import find_dyt_backbone
 
 DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16)
-FULL_TUNING = {'model.backbone.dispatch': None, 'model.backbone.adapter_dim': None,
-               'model.backbone.freeze_pretrained': False}
+DENSE_BACKBONE = {'model.backbone.dispatch': None, 'model.backbone.adapter_dim': None}
+FULL_TUNING = {**DENSE_BACKBONE, 'model.backbone.freeze_pretrained': False}
 
 
 def parse_args(argv=None):
@@ -114,10 +118,38 @@ def parse_args(argv=None):
     return args
 
 
-def input_shape(args, backbone):
+def input_shape(args, backbone, cfg=None):
+    """One sample of the model's input: ``--shape``, else (3, H, W) at the
+    backbone's ``img_size``; for a recognizer (1, 3, T, H, W): one clip of the
+    config's ``clip_len`` frames (8 if the test pipeline does not say)."""
     if args.shape:
         return tuple(args.shape)
+    if isinstance(backbone, FrameDyTVisionTransformer):
+        pipeline = (cfg or {}).get('test_pipeline') or []
+        clip_len = next((step['clip_len'] for step in pipeline if 'clip_len' in step), 8)
+        return (1, 3, clip_len) + tuple(backbone.img_size)
     return (3, ) + tuple(backbone.img_size)
+
+
+def backbone_inputs(backbone, inputs):
+    """The backbone's part of a model input: recognizer inputs (N, crops,
+    C, T, H, W) fold their crops into the batch, as mmaction does."""
+    if isinstance(backbone, FrameDyTVisionTransformer):
+        return inputs.flatten(0, 1)
+    return inputs
+
+
+def dense_task_model(args, model, device):
+    """The like-with-like baseline of a segmentor or recognizer: the same
+    config with a dense backbone (no dispatchers, no adapters), so necks and
+    heads are timed on both sides; None for a classifier (whose baseline is
+    mmpretrain's ViT, the head being a single linear layer)."""
+    if not (hasattr(model, 'decode_head') or hasattr(model, 'cls_head')):
+        return None
+    model_cfg = load_config(args.config, args.cfg_options).model
+    losses = {f'model.{k}': None for k in ('rate_loss', 'distill') if k in model_cfg}
+    options = {**(args.cfg_options or {}), **DENSE_BACKBONE, **losses}
+    return build_model(load_config(args.config, options), device=device)
 
 
 def format_stats(name, stats, batch_size):
@@ -154,9 +186,15 @@ def benchmark_inference(args):
     else:
         if backbone is None:
             raise ValueError(f'{args.config}: no DyTVisionTransformer; give --baseline')
-        baseline = dense_baseline(backbone).to(device)
+        baseline = dense_task_model(args, model, device)
+        if baseline is None:
+            baseline = dense_baseline(backbone).to(device)
+            print('baseline: mmpretrain VisionTransformer of the same arch')
+        else:
+            print(f'baseline: the same {type(baseline).__name__} with a dense backbone '
+                  '(dispatch=None, adapter_dim=None)')
     baseline.to(dtype)
-    shape = input_shape(args, backbone)
+    shape = input_shape(args, backbone, cfg)
     print(f'device {device} ({torch.cuda.get_device_name() if device.type == "cuda" else "cpu"})'
           f', dtype {args.dtype}, threads {torch.get_num_threads()}, input {shape}')
     if args.fuse_cpu:
@@ -180,7 +218,8 @@ def benchmark_batches(args, runtime, backbone, shape, device, dtype):
         if args.force_rate is not None:
             if backbone is None:
                 raise ValueError('--force-rate needs a DyT backbone')
-            rates = force_activation_rate(backbone, args.force_rate, inputs)
+            rates = force_activation_rate(backbone, args.force_rate,
+                                          backbone_inputs(backbone, inputs))
             print(f'batch {batch_size}: forced activation rates '
                   f'{rates.mean().item():.3f} (per layer {rates.min().item():.3f}-'
                   f'{rates.max().item():.3f})')

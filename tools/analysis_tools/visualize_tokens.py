@@ -1,9 +1,11 @@
 """Which tokens DyT activates: PNGs of the activated patches per layer and
 a plot of the activation rate per layer (DyT paper, Figures 6-9).
 
-Images are resized to the backbone's ``img_size``; a video file (read with
-decord) gives ``--num-frames`` evenly spaced frames, each run as an image,
-as the backbone does for video (per-frame token sequences). Deactivated
+Works on cls, seg and video configs (the backbone's stepping API, one
+image or frame at a time). Images are resized to the backbone's
+``img_size``; a video file (read with decord) gives ``--num-frames`` evenly
+spaced frames, each run as an image, as the backbone does for video
+(per-frame token sequences). Deactivated
 patches are darkened.
 
 Writes into ``--out-dir``: ``{name}_layers.png`` (a grid, one panel per
@@ -138,14 +140,16 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     mean, std = normalization(cfg)
     labels = dispatcher_labels(backbone)
-    fixed, grid = backbone.num_fixed_tokens, backbone.patch_resolution
+    fixed = backbone.num_fixed_tokens
     rates = {}
     for path in args.inputs:
         for name, frame in read_frames(path, args.num_frames):
             image, inputs = to_input(frame, backbone.img_size, mean, std)
             record = ForwardRecord()
-            backbone(inputs[None], record=record)
-            masks = [m[0, fixed:].reshape(grid).cpu().numpy().astype(bool)
+            # the stepping API: one image (or frame) through any DyT ViT of
+            # cls, seg and video configs alike, whatever its output format
+            backbone.run_blocks(backbone.embed(inputs[None], record), record)
+            masks = [m[0, fixed:].reshape(record.grid).cpu().numpy().astype(bool)
                      for m in record.masks()]
             rates[name] = np.array([m.mean() for m in masks])
             save_grid(osp.join(args.out_dir, f'{name}_layers.png'), image, masks, labels,
