@@ -101,3 +101,21 @@ def test_vtab_table_runs_a_task_and_prints_group_means(vtab_root, tmp_path, monk
     again = table.main([config, '--work-dir', str(tmp_path), '--tasks', TASK,
                         '--collect-only'])
     assert again['dyt-r0.5-d8_vit-b16_vtab1k'][TASK] == row[TASK]
+
+
+def test_vtab_table_best_report_tests_the_best_validated_checkpoint(vtab_root, tmp_path,
+                                                                     monkeypatch, capsys):
+    """--report best (the reference code's reporting): validation after every
+    epoch, save_best keeps the best checkpoint, the test runs on it."""
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    table = load_tool('analysis_tools/vtab_table')
+    config = osp.join(ROOT, 'configs/cls/dyt/dyt-distill-r0.5-d8_vit-b16_vtab1k.py')
+    options = [o for o in tiny_options(vtab_root, 'vtab_best')
+               if not o.startswith(('model.head.num_classes', 'train_cfg.val_interval'))]
+    rows = table.main([config, '--data-root', vtab_root, '--work-dir', str(tmp_path),
+                       '--tasks', TASK, '--report', 'best', '--cfg-options'] + options)
+    name = 'dyt-distill-r0.5-d8_vit-b16_vtab1k-best'
+    assert 0.0 <= rows[name][TASK] <= 100.0
+    assert glob.glob(str(tmp_path / name / TASK / 'best_accuracy_top1_epoch_1.pth'))
+    out = capsys.readouterr().out
+    assert 'Top-1: best validation accuracy over the epochs' in out and f'| {name} |' in out
