@@ -1,18 +1,17 @@
 """Issue 15, item 17: benchmark.py and visualize_tokens.py on seg and video
 configs (cls is in test_analysis_tools.py), like with like."""
 import re
-import runpy
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+import train_runs
+
 pytest.importorskip('mmseg')
 pytest.importorskip('mmaction')
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS = ROOT / 'tools' / 'analysis_tools'
 ARCH = 'arch=dict(_delete_=True, embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=96)'
 CONFIGS = {
     'seg': f'''
@@ -37,12 +36,8 @@ CONFIGS = {
 
 
 def run_tool(name, argv, capsys):
-    old = sys.argv
-    sys.argv = [name] + [str(a) for a in argv]
-    try:
-        runpy.run_path(str(TOOLS / name), run_name='__main__')
-    finally:
-        sys.argv = old
+    """``tools/analysis_tools/{name}.py``'s ``main(argv)``; what it printed."""
+    train_runs.load_tool(f'analysis_tools/{name}').main([str(a) for a in argv])
     return capsys.readouterr().out
 
 
@@ -56,7 +51,7 @@ def write_config(tmp_path, task):
     ('seg', 'DyTEncoderDecoder', r'\(3, 32, 32\)'),
     ('video', 'DyTRecognizer3D', r'\(1, 3, 2, 32, 32\)')])
 def test_item17_benchmark_compares_like_with_like(tmp_path, capsys, task, model, shape):
-    out = run_tool('benchmark.py', [write_config(tmp_path, task), '--batch-size', '2',
+    out = run_tool('benchmark', [write_config(tmp_path, task), '--batch-size', '2',
                                     '--repeats', '2', '--warmup', '0', '--threads', '1',
                                     '--force-rate', '0.5'], capsys)
     assert f'baseline: the same {model} with a dense backbone' in out
@@ -71,7 +66,7 @@ def test_item17_visualize_tokens(tmp_path, capsys, task):
     image = tmp_path / 'astronaut.png'
     io.imsave(image, data.astronaut())
     out_dir = tmp_path / 'vis'
-    out = run_tool('visualize_tokens.py', [write_config(tmp_path, task), image,
+    out = run_tool('visualize_tokens', [write_config(tmp_path, task), image,
                                            '--out-dir', out_dir], capsys)
     assert 'astronaut: activation rate' in out
     assert sorted(p.name for p in out_dir.iterdir()) == ['activation_rates.png',
