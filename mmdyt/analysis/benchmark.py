@@ -16,10 +16,22 @@ from .flops import tensor_forward
 
 
 def dense_baseline(backbone):
-    """mmpretrain's own ``VisionTransformer`` of the DyT backbone's arch (no
-    adapters, no dispatchers), in eval mode: the model a user would
-    otherwise run."""
-    from mmpretrain.models import VisionTransformer
+    """mmpretrain's own ``VisionTransformer`` (``SwinTransformer`` for a
+    :class:`DyTSwinTransformer`) of the DyT backbone's arch (no adapters, no
+    dispatchers), in eval mode: the model a user would otherwise run."""
+    from mmpretrain.models import SwinTransformer, VisionTransformer
+
+    from ..models.backbones import DyTSwinTransformer
+    if isinstance(backbone, DyTSwinTransformer):
+        arch = {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in backbone.arch_settings.items()}
+        model = SwinTransformer(arch=arch, img_size=backbone.img_size,
+                                patch_size=backbone.patch_size,
+                                window_size=backbone.window_size, drop_path_rate=0.0,
+                                out_indices=tuple(backbone.out_indices),
+                                pad_small_map=backbone.pad_small_map)
+        model.eval()
+        return model
     arch = {k: backbone.arch_settings[k] for k in
             ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')}
     model = VisionTransformer(arch=arch, img_size=backbone.img_size,

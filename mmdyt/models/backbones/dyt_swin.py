@@ -319,6 +319,7 @@ class DyTSwinTransformer(DyTBackbone):
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.patch_size = patch_size
         self.window_size = window_size
+        self.pad_small_map = pad_small_map
         self.dispatch = dispatch
         self.out_type = out_type
         self.skip_inactive = skip_inactive

@@ -7,7 +7,7 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.registry import MODELS
 from mmpretrain.models import SwinTransformer
 
-from mmdyt.analysis import force_activation_rate
+from mmdyt.analysis import dense_baseline, force_activation_rate
 from mmdyt.models.backbones import DyTSwinTransformer, DyTVisionTransformer
 from mmdyt.models.backbones.swin_checkpoint import UNFOLD_ORDER, resize_relative_position_table
 from mmdyt.models.layers import all_tokens_active
@@ -98,6 +98,19 @@ def test_pad_small_map_equals_mmpretrain(reference):
     model.load_pretrained(checkpoint)
     x = torch.randn(1, 3, 24, 24)  # stage maps 6, 3, 2, 1: the last smaller than its windows
     assert_outputs_close(outputs(model, x), outputs(padded, x))
+
+
+def test_dense_baseline_is_mmpretrain_swin_of_the_same_arch(reference):
+    ref, checkpoint = reference
+    baseline = dense_baseline(build(pad_small_map=True))
+    assert type(baseline) is SwinTransformer and not baseline.training
+    baseline.load_state_dict(ref.state_dict())
+    dense = build(dispatch=None, adapter_dim=None, pad_small_map=True)
+    dense.load_pretrained(checkpoint)
+    assert sum(p.numel() for p in baseline.parameters()) == \
+        sum(p.numel() for p in dense.parameters())
+    x = torch.randn(1, 3, 24, 24)
+    assert_outputs_close(outputs(baseline, x), outputs(dense, x))
 
 
 # ---- skipping == masked -------------------------------------------------------
