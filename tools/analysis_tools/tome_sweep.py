@@ -119,8 +119,9 @@ def main(argv=None):
     torch.manual_seed(0)
     inputs = torch.randn(args.batch_size, backbone.patch_embed.proj.in_channels,
                          *backbone.img_size)
-    speed = compare_speed({f'r={r}': m for r, m in models.items()}, models[0], inputs,
+    speed = compare_speed({f'r={r}': m for r, m in models.items() if r}, models[0], inputs,
                           args.repeats)
+    speed['r=0'] = speed.pop('baseline')
     print(f'ToMe without training on {args.checkpoint}: threads {torch.get_num_threads()}, '
           f'batch {args.batch_size}, {args.repeats} repeats interleaved')
     print('| r | top-1 | GFLOPs | img/s | ratio |')

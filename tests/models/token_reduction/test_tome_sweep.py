@@ -57,6 +57,7 @@ def test_sweep_prints_accuracy_flops_and_speed(pretrained, capsys):
     assert [row['r'] for row in rows] == [0, 2, 5]
     assert rows[0]['gflops'] > rows[1]['gflops'] > rows[2]['gflops'] > 0
     assert all(0.0 <= row['top1'] <= 100.0 and row['img_s'] > 0 for row in rows)
+    assert rows[0]['ratio'] == 1.0  # r=0 is the reference
     out = capsys.readouterr().out
     assert '| r | top-1 | GFLOPs | img/s | ratio |' in out and '| 5 |' in out
 
