@@ -11,40 +11,20 @@ import pytest
 import torch
 
 from mmdyt.deploy.onnx import SKIPPING_OPS, ExportCheckError, check_onnx, export_onnx
-from mmdyt.models.backbones import DyTVisionTransformer
+from tiny_dyt import ARCH, SHAPE, images, tiny_dyt
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
 
 ROOT = Path(__file__).resolve().parents[2]
-ARCH = dict(embed_dims=48, num_layers=1, num_heads=3, feedforward_channels=96)
-SHAPE = (3, 32, 32)
 VARIANTS = ('mlp', 'attn', 'attn_mlp', 'layer')
-
-
-def tiny(dispatch='mlp', num_experts=1, **kwargs):
-    """A tiny DyT ViT in eval mode with non-trivial gates and adapters."""
-    torch.manual_seed(0)
-    model = DyTVisionTransformer(arch=ARCH, img_size=32, patch_size=8, adapter_dim=8,
-                                 dispatch=dispatch, num_experts=num_experts, **kwargs).eval()
-    with torch.no_grad():
-        for dispatcher in model.dispatchers():
-            dispatcher.gate.weight.normal_(std=0.5)
-        for name, param in model.named_parameters():
-            if 'adapters' in name and ('up' in name):
-                param.normal_(std=0.1)
-    return model
-
-
-def example(batch_size=2):
-    return torch.randn(batch_size, *SHAPE, generator=torch.Generator().manual_seed(123))
 
 
 @pytest.mark.parametrize('num_experts', [1, 4], ids=['adapter', 'moe'])
 @pytest.mark.parametrize('dispatch', VARIANTS)
 def test_export_keeps_skipping_on_unseen_patterns(tmp_path, dispatch, num_experts):
-    model = tiny(dispatch, num_experts)
-    report = export_onnx(model, tmp_path / 'dyt.onnx', example())
+    model = tiny_dyt(dispatch, num_experts)
+    report = export_onnx(model, tmp_path / 'dyt.onnx', images())
     assert report.mode == 'skipping' and report.dynamic_batch
     assert report.op_counts['NonZero'] >= len(model.dispatchers())
     assert 'skipping path' in str(report)
@@ -58,7 +38,7 @@ def test_export_keeps_skipping_on_unseen_patterns(tmp_path, dispatch, num_expert
 
 
 def test_tracing_the_skipping_path_is_refused_with_the_way_out():
-    model, x = tiny('attn'), example()
+    model, x = tiny_dyt('attn'), images()
     for trace in (lambda: torch.jit.trace(model, (x, )),
                   lambda: torch.onnx.export(model, (x, ), dynamo=False)):
         with pytest.raises(RuntimeError) as error:
@@ -69,13 +49,13 @@ def test_tracing_the_skipping_path_is_refused_with_the_way_out():
     model.skip_inactive = False
     with torch.no_grad():
         traced = torch.jit.trace(model, (x, ))
-        other = 2 * example(3)
+        other = 2 * images(3)
         torch.testing.assert_close(traced(other)[0], model(other)[0])
 
 
 def test_masked_export_is_labelled_not_skipping(tmp_path):
-    model = tiny('attn_mlp')
-    report = export_onnx(model, tmp_path / 'masked.onnx', example(), masked=True)
+    model = tiny_dyt('attn_mlp')
+    report = export_onnx(model, tmp_path / 'masked.onnx', images(), masked=True)
     assert report.mode == 'masked' and 'NOT skipping' in str(report)
     assert not any(report.op_counts.get(op) for op in SKIPPING_OPS)
     assert model.skip_inactive  # restored
@@ -83,8 +63,8 @@ def test_masked_export_is_labelled_not_skipping(tmp_path):
 
 
 def test_capacity_export_has_static_shapes(tmp_path):
-    model = tiny('mlp', capacity=0.75)
-    report = export_onnx(model, tmp_path / 'capacity.onnx', example(4), dynamic_batch=False)
+    model = tiny_dyt('mlp', capacity=0.75)
+    report = export_onnx(model, tmp_path / 'capacity.onnx', images(4), dynamic_batch=False)
     assert report.mode == 'capacity' and not report.dynamic_batch
     assert 'NonZero' not in report.op_counts
     graph = onnx.load(report.path).graph
@@ -94,8 +74,8 @@ def test_capacity_export_has_static_shapes(tmp_path):
 
 
 def test_check_fails_when_the_graph_differs(tmp_path):
-    model = tiny()
-    report = export_onnx(model, tmp_path / 'dyt.onnx', example())
+    model = tiny_dyt()
+    report = export_onnx(model, tmp_path / 'dyt.onnx', images())
     with torch.no_grad():
         model.blocks[0].mlp.fc2.bias[0] += 1e-2  # a constant shift would be normed away
     with pytest.raises(ExportCheckError, match='does not match PyTorch'):
@@ -103,11 +83,11 @@ def test_check_fails_when_the_graph_differs(tmp_path):
 
 
 def test_export_errors(tmp_path):
-    model = tiny()
+    model = tiny_dyt()
     with pytest.raises(ValueError, match='at least 2 samples'):
-        export_onnx(model, tmp_path / 'a.onnx', example(1))
+        export_onnx(model, tmp_path / 'a.onnx', images(1))
     with pytest.raises(ValueError, match='eval mode'):
-        export_onnx(model.train(), tmp_path / 'a.onnx', example())
+        export_onnx(model.train(), tmp_path / 'a.onnx', images())
 
 
 def write_config(tmp_path):
@@ -150,7 +130,7 @@ def test_tool_exports_a_classifier_checkpoint_and_checks_it(tmp_path, capsys):
     import onnxruntime as ort
     session = ort.InferenceSession(str(tmp_path / 'cls.onnx'),
                                    providers=['CPUExecutionProvider'])
-    x = example(6)
+    x = images(6)
     logits = session.run(None, {'inputs': x.numpy()})[0]
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(logits), model(x, mode='tensor'),
@@ -167,11 +147,11 @@ def test_tool_refuses_masked_with_capacity(tmp_path, capsys):
 def test_equal_gate_biases_stay_separate_initializers(tmp_path):
     """The exporter merges equal initializers; zero-initialised gates must
     still be found (and set) one by one."""
-    model = tiny('attn_mlp')
+    model = tiny_dyt('attn_mlp')
     with torch.no_grad():
         for dispatcher in model.dispatchers():
             dispatcher.gate.bias.zero_()
-    report = export_onnx(model, tmp_path / 'zero.onnx', example())
+    report = export_onnx(model, tmp_path / 'zero.onnx', images())
     names = {init.name for init in onnx.load(report.path).graph.initializer}
     assert {f'model.blocks.0.dispatchers.{p}.gate.bias' for p in ('attn', 'mlp')} <= names
     assert all(float(d.gate.bias) == 0.0 for d in model.dispatchers())

@@ -11,28 +11,13 @@ import torch
 
 from mmdyt.deploy.compile import CompiledModel, graph_breaks
 from mmdyt.deploy.runtime import InferenceRuntime
-from mmdyt.models.backbones import DyTVisionTransformer
+from tiny_dyt import ARCH, images, tiny_dyt
 
 ROOT = Path(__file__).resolve().parents[2]
-ARCH = dict(embed_dims=48, num_layers=1, num_heads=3, feedforward_channels=96)
-
-
-def tiny(dispatch='mlp'):
-    torch.manual_seed(0)
-    model = DyTVisionTransformer(arch=ARCH, img_size=32, patch_size=8, adapter_dim=8,
-                                 dispatch=dispatch).eval()
-    with torch.no_grad():
-        for dispatcher in model.dispatchers():
-            dispatcher.gate.weight.normal_(std=0.5)
-    return model
-
-
-def images(batch_size, seed=0):
-    return torch.randn(batch_size, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
 
 
 def test_skipping_path_is_one_graph_when_compiled():
-    model = tiny('attn_mlp')
+    model = tiny_dyt('attn_mlp')
     ours = graph_breaks(model, images(2))
     assert ours['graphs'] == 1 and ours['breaks'] == 0
     default = graph_breaks(model, images(2), capture=False)
@@ -42,7 +27,7 @@ def test_skipping_path_is_one_graph_when_compiled():
 
 
 def test_compiled_model_follows_each_activation_pattern():
-    model = tiny('mlp')
+    model = tiny_dyt('mlp')
     compiled = CompiledModel(model)
     with torch.no_grad():
         for batch_size, seed, bias in ((2, 1, 0.0), (3, 2, 1e4), (3, 3, -1e4)):
@@ -54,7 +39,7 @@ def test_compiled_model_follows_each_activation_pattern():
 
 def test_onnxruntime_runtime_times_both_exports(tmp_path):
     from mmdyt.analysis import dense_baseline, force_activation_rate
-    model = tiny('attn')
+    model = tiny_dyt('attn')
     models = dict(model=model, baseline=dense_baseline(model))
     runtime = InferenceRuntime(models, 'onnxruntime', shape=(3, 32, 32), threads=1,
                                directory=str(tmp_path))

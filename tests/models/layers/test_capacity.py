@@ -8,29 +8,10 @@ import warnings
 import pytest
 import torch
 
-from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.layers import TokenDispatcher, capacity_tokens, dispatched_part
 from mmdyt.models.record import ForwardRecord
+from tiny_dyt import ARCH, NUM_TOKENS as N, images, tiny_dyt
 
-ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
-N = 1 + (32 // 8)**2
-
-
-def tiny(dispatch='mlp', num_experts=1, **kwargs):
-    torch.manual_seed(0)
-    model = DyTVisionTransformer(arch=ARCH, img_size=32, patch_size=8, adapter_dim=8,
-                                 dispatch=dispatch, num_experts=num_experts, **kwargs).eval()
-    with torch.no_grad():
-        for dispatcher in model.dispatchers():
-            dispatcher.gate.weight.normal_(std=0.5)
-        for name, param in model.named_parameters():
-            if 'adapters' in name and 'up' in name:
-                param.normal_(std=0.1)
-    return model
-
-
-def images(batch_size=3):
-    return torch.randn(batch_size, 3, 32, 32, generator=torch.Generator().manual_seed(7))
 
 
 def forward(model, x):
@@ -43,7 +24,7 @@ def forward(model, x):
 @pytest.mark.parametrize('num_experts', [1, 4], ids=['adapter', 'moe'])
 @pytest.mark.parametrize('dispatch', ['mlp', 'attn', 'attn_mlp', 'layer'])
 def test_equals_the_threshold_path_when_nothing_overflows(dispatch, num_experts):
-    model, x = tiny(dispatch, num_experts), images()
+    model, x = tiny_dyt(dispatch, num_experts, num_layers=2), images(3)
     expected, record = forward(model, x)
     most = max(int(mask.sum(1).max()) for mask in record.masks())
     assert most < N  # the case is not trivial
@@ -82,7 +63,7 @@ def test_overflow_on_a_constructed_case():
 
 
 def test_overflow_is_counted_and_warned_about():
-    model, x = tiny('attn_mlp', capacity=0.5), images()
+    model, x = tiny_dyt('attn_mlp', capacity=0.5, num_layers=2), images(3)
     with torch.no_grad():
         for dispatcher in model.dispatchers():
             dispatcher.gate.bias.fill_(1e4)  # every token active
@@ -98,7 +79,7 @@ def test_overflow_is_counted_and_warned_about():
 
 
 def test_flops_count_the_fixed_token_number():
-    model, x = tiny('mlp', capacity=0.5), images()
+    model, x = tiny_dyt('mlp', capacity=0.5, num_layers=2), images(3)
     _, record = forward(model, x)
     k = math.ceil(0.5 * N)
     block = model.blocks[0]
@@ -113,7 +94,7 @@ def test_flops_count_the_fixed_token_number():
 
 
 def test_static_shapes_export_without_data_dependent_ops():
-    model, x = tiny('attn', capacity=0.6), images(2)
+    model, x = tiny_dyt('attn', capacity=0.6, num_layers=2), images(2)
     program = torch.export.export(model, (x, ))
     ops = {str(node.target) for node in program.graph.nodes}
     assert not any('nonzero' in op for op in ops)
@@ -121,13 +102,13 @@ def test_static_shapes_export_without_data_dependent_ops():
 
 
 def test_capacity_only_in_evaluation_and_checked():
-    model = tiny('mlp', capacity=0.5).train()
+    model = tiny_dyt('mlp', capacity=0.5, num_layers=2).train()
     record = ForwardRecord()
     model(images(2), record=record)
     assert all(not block.capacity for block in record.blocks)
     for bad in (0, 1.5):
         with pytest.raises(ValueError, match='capacity must be in'):
-            tiny(capacity=bad)
+            tiny_dyt(capacity=bad, num_layers=2)
     assert capacity_tokens(0.5, 17) == 9 and capacity_tokens(1.0, 17) == 17
 
 
@@ -136,7 +117,7 @@ def test_efficiency_metric_reports_the_overflow():
     from mmengine.registry import MODELS, DefaultScope
     from mmpretrain.structures import DataSample
     cfg = dict(type='DyTImageClassifier',
-               backbone=dict(type='DyTVisionTransformer', arch=ARCH, img_size=32,
+               backbone=dict(type='DyTVisionTransformer', arch=dict(ARCH, num_layers=2), img_size=32,
                              patch_size=8, adapter_dim=8, capacity=0.5, capacity_warning=1.0),
                head=dict(type='LinearClsHead', num_classes=3, in_channels=48),
                rate_loss=dict(type='ActivationRateLoss', target_rate=0.5))
@@ -148,11 +129,11 @@ def test_efficiency_metric_reports_the_overflow():
             dispatcher.gate.bias.fill_(1e4)
     samples = [DataSample().set_gt_label(0) for _ in range(3)]
     with torch.no_grad():
-        evaluator.process(model.predict(images(), samples))
+        evaluator.process(model.predict(images(3), samples))
     metrics = evaluator.evaluate(3)
     k = math.ceil(0.5 * N)
     assert metrics['efficiency/capacity_overflow'] == 2 * (N - k)  # 2 mlp dispatchers
     model.backbone.capacity = None
     with torch.no_grad():
-        evaluator.process(model.predict(images(), [DataSample() for _ in range(3)]))
+        evaluator.process(model.predict(images(3), [DataSample() for _ in range(3)]))
     assert 'efficiency/capacity_overflow' not in evaluator.evaluate(3)
