@@ -97,9 +97,31 @@ def test_parameters_and_flops_of_the_seg_vit_b():
     assert model.flops(record) == without.flops(record) + 3 * 3 * 17 * 17
 
 
+@pytest.mark.parametrize('size', [(24, 32), (48, 40)])
+def test_other_input_grids_index_the_same_table(size):
+    """Smaller grids use their exact offsets, larger ones share the table's
+    outermost offsets; skipping == masked there too (whole-image seg)."""
+    model = tiny_vit(dispatch='attn_mlp', rel_pos_bias=True).eval()
+    randomize(model)
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        skipped = model(x)[0]
+        model.skip_inactive = False
+        masked = model(x)[0]
+    torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5)
+    small, table = relative_position_index((2, 3), (4, 4)), relative_position_index((4, 4))
+    patches = [1 + 4 * r + c for r in range(2) for c in range(3)]  # the 2x3 corner of 4x4
+    assert torch.equal(small[1:, 1:], table[1:, 1:][[p - 1 for p in patches]][:, [
+        p - 1 for p in patches]])
+    assert small[0, 0] == table[0, 0] == 7 * 7 + 2
+    large = relative_position_index((1, 6), (1, 4))
+    assert large[1, 6] == large[1, 5] == large[1, 4] == 0  # offsets -5, -4, -3 -> -3
+    assert large[6, 1] == large[5, 1] == large[4, 1] == 6 and large[3, 1] == 5
+
+
 def test_bad_settings_are_refused():
-    model = tiny_vit(rel_pos_bias=True).eval()
-    with pytest.raises(ValueError, match='built for a class token and a 4x4 patch grid'):
-        model(torch.randn(1, 3, 40, 32))
+    attn = Attention(12, 2, rel_pos_grid=(2, 2))
+    with pytest.raises(ValueError, match=r'needs a class token and the 2x2 patch grid \(5'):
+        attn(torch.randn(1, 7, 12))
     with pytest.raises(ValueError, match='cannot be combined with num_prompts'):
         tiny_vit(rel_pos_bias=True, num_prompts=2)

@@ -20,6 +20,7 @@ Both live in :func:`mmdyt.models.layers.dispatched_part`. A forward fills the
 :class:`~mmdyt.models.record.ForwardRecord` it is given (masks, token counts,
 grid); :meth:`DyTVisionTransformer.flops` counts from it.
 """
+import functools
 import math
 import warnings
 
@@ -60,18 +61,24 @@ DISPATCH_TABLE = {
 }
 
 
-def relative_position_index(grid):
+@functools.lru_cache(maxsize=16)
+def relative_position_index(grid, table_grid=None):
     """(1 + h * w, 1 + h * w) index into a BEiT-style relative position
-    bias table of ``(2h - 1) * (2w - 1) + 3`` rows for a class token followed
-    by an (h, w) patch grid (row-major): one row per patch offset, then
-    class-to-patch, patch-to-class and class-to-class."""
+    bias table of ``(2H - 1) * (2W - 1) + 3`` rows, built for the
+    ``table_grid`` (H, W) (default ``grid``), for a class token followed by an
+    (h, w) patch grid (row-major): one row per patch offset, then
+    class-to-patch, patch-to-class and class-to-class. Offsets beyond the
+    table's (a larger grid) share its outermost rows. Cached; CPU."""
     h, w = grid
+    table_h, table_w = grid if table_grid is None else table_grid
     coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w),
                                         indexing='ij')).flatten(1)
     offsets = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
-    num_offsets = (2 * h - 1) * (2 * w - 1)
+    dy = offsets[..., 0].clamp(1 - table_h, table_h - 1)
+    dx = offsets[..., 1].clamp(1 - table_w, table_w - 1)
+    num_offsets = (2 * table_h - 1) * (2 * table_w - 1)
     index = torch.empty(1 + h * w, 1 + h * w, dtype=torch.long)
-    index[1:, 1:] = (offsets[..., 0] + h - 1) * (2 * w - 1) + offsets[..., 1] + w - 1
+    index[1:, 1:] = (dy + table_h - 1) * (2 * table_w - 1) + dx + table_w - 1
     index[0, :] = num_offsets
     index[:, 0] = num_offsets + 1
     index[0, 0] = num_offsets + 2
@@ -87,9 +94,10 @@ class Attention(nn.Module):
         embed_dims (int): C.
         num_heads (int): heads.
         qkv_bias (bool): bias of the qkv projection.
-        rel_pos_grid (tuple[int, int] | None): (h, w) patch grid of the
-            relative position bias (a class token, then h * w patches); None =
-            no bias.
+        rel_pos_grid (tuple[int, int] | None): (h, w) patch grid the
+            relative position bias table is built for (a class token, then
+            h * w patches); None = no bias. Inputs of another grid index the
+            same table (:func:`relative_position_index`).
 
     Shapes:
         x: (B, N, C) -> (B, N, C)
@@ -105,8 +113,6 @@ class Attention(nn.Module):
             h, w = self.rel_pos_grid
             self.rel_pos_table = nn.Parameter(torch.zeros((2 * h - 1) * (2 * w - 1) + 3,
                                                           num_heads))
-            self.register_buffer('rel_pos_index', relative_position_index(self.rel_pos_grid),
-                                 persistent=False)
 
     def _split_heads(self, qkv):
         batch_size, num_tokens, channels = qkv.shape
@@ -116,14 +122,15 @@ class Attention(nn.Module):
     def _merge_heads(self, x):
         return x.transpose(1, 2).flatten(2)
 
-    def position_bias(self, num_tokens, positions=None):
+    def position_bias(self, num_tokens, positions=None, grid=None):
         """The relative position bias, or None without one.
 
         Args:
-            num_tokens (int): N of the full sequence (must be the grid's
-                1 + h * w).
+            num_tokens (int): N of the full sequence, 1 + h * w.
             positions (Tensor | None): (B, K) token positions of packed
                 samples; None = every token in order.
+            grid (tuple[int, int] | None): (h, w) patch grid of the input;
+                None = the table's.
 
         Returns:
             Tensor | None: (heads, N, N), or (B, heads, K, K) for
@@ -131,22 +138,24 @@ class Attention(nn.Module):
         """
         if self.rel_pos_grid is None:
             return None
-        h, w = self.rel_pos_grid
+        h, w = self.rel_pos_grid if grid is None else tuple(grid)
         if num_tokens != 1 + h * w:
-            raise ValueError(f'the relative position bias is built for a class token and a '
+            raise ValueError(f'the relative position bias needs a class token and the '
                              f'{h}x{w} patch grid ({1 + h * w} tokens), got {num_tokens} '
-                             'tokens: use that input size (e.g. slide inference)')
-        index = self.rel_pos_index
+                             'tokens: pass the grid of the input')
+        index = relative_position_index((h, w), self.rel_pos_grid).to(
+            self.rel_pos_table.device)
         if positions is not None:
             index = index[positions[:, :, None], positions[:, None, :]]
         return self.rel_pos_table[index].movedim(-1, -3)
 
-    def forward(self, x, key_mask=None):
+    def forward(self, x, key_mask=None, grid=None):
         """``key_mask`` (B, N) float in [0, 1] (1 = key kept) removes keys from
         the softmax by renormalising the probabilities, which stays
-        differentiable with respect to a straight-through mask."""
+        differentiable with respect to a straight-through mask; ``grid`` the
+        input's patch grid for the relative position bias."""
         q, k, v = self._split_heads(self.qkv(x))
-        bias = self.position_bias(x.shape[1])
+        bias = self.position_bias(x.shape[1], grid=grid)
         if key_mask is None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         else:
@@ -156,13 +165,14 @@ class Attention(nn.Module):
             out = probs / probs.sum(-1, keepdim=True) @ v
         return self.proj(self._merge_heads(out))
 
-    def forward_packed(self, tokens, packed):
+    def forward_packed(self, tokens, packed, grid=None):
         """Attention among each sample's active tokens only (the relative
         position bias gathered at their positions).
 
         Args:
             tokens (Tensor): (S, C) active tokens of the whole batch.
             packed (PackedTokens): where they come from.
+            grid (tuple[int, int] | None): the input's patch grid.
 
         Returns:
             Tensor: (S, C)
@@ -174,7 +184,7 @@ class Attention(nn.Module):
             positions = packed.flat_index.new_zeros(packed.batch_size * packed.max_count)
             positions[packed.padded_index] = packed.flat_index % packed.num_tokens
             bias = self.position_bias(packed.num_tokens,
-                                      positions.view(packed.batch_size, -1))
+                                      positions.view(packed.batch_size, -1), grid)
             mask = bias.masked_fill(~mask, float('-inf'))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(packed.from_padded(self._merge_heads(out)))
@@ -260,16 +270,20 @@ class DyTBlock(nn.Module):
             for name, _, dispatched in parts if dispatched
         })
 
-    def forward(self, x, skip_inactive=False, record=None, reduction=None, capacity=None):
+    def forward(self, x, skip_inactive=False, record=None, reduction=None, capacity=None,
+                grid=None):
         """(B, N, C) -> (B, N', C); each dispatched part's (B, N) mask goes to
         ``record.masks`` (a :class:`BlockRecord`) when given, with the
         capacity mode's counts (``capacity``, with ``skip_inactive``). ``reduction``
         (a token reduction's :class:`~mmdyt.models.token_reduction.BlockHook`)
-        may shorten the sequence before the block and after each part."""
+        may shorten the sequence before the block and after each part.
+        ``grid``: the input's patch grid, for a relative position bias."""
         x = x if reduction is None else reduction.enter(x)
         for part in self.parts:
             delta, pack = self.PART_DELTAS[part]
             delta, stats = getattr(self, delta), {}
+            if grid is not None and part != 'mlp':
+                delta = functools.partial(delta, grid=grid)
             x, mask = dispatched_part(
                 x, delta if reduction is None else reduction.delta(part, delta),
                 self.dispatchers[part] if part in self.dispatchers else None,
@@ -285,23 +299,23 @@ class DyTBlock(nn.Module):
             x = x if reduction is None else reduction.after(part, x)
         return x
 
-    def _attention_delta(self, tokens, key_mask=None, packed=None):
+    def _attention_delta(self, tokens, key_mask=None, packed=None, grid=None):
         if packed is not None:
-            return self.attn.forward_packed(self.norm1(tokens), packed)
-        return self.attn(self.norm1(tokens), key_mask=key_mask)
+            return self.attn.forward_packed(self.norm1(tokens), packed, grid)
+        return self.attn(self.norm1(tokens), key_mask=key_mask, grid=grid)
 
     def _mlp_delta(self, tokens, key_mask=None, packed=None):
         return self.mlp(self.norm2(tokens))
 
-    def _layer_delta(self, tokens, key_mask=None, packed=None):
+    def _layer_delta(self, tokens, key_mask=None, packed=None, grid=None):
         """The whole layer's update; the masked path (``key_mask`` given)
         applies stochastic depth to each sub-layer, as the dense block does."""
         if key_mask is not None:
-            y = tokens + drop_path(self.attn(self.norm1(tokens), key_mask=key_mask),
+            y = tokens + drop_path(self.attn(self.norm1(tokens), key_mask=key_mask, grid=grid),
                                    self.drop_path_rate, self.training)
             y = y + drop_path(self.mlp(self.norm2(y)), self.drop_path_rate, self.training)
             return y - tokens
-        attn = self._attention_delta(tokens, packed=packed)
+        attn = self._attention_delta(tokens, packed=packed, grid=grid)
         return attn + self.mlp(self.norm2(tokens + attn))
 
     def flops(self, record):
@@ -416,8 +430,9 @@ class DyTVisionTransformer(DyTBackbone):
             ``dict(type='Pretrained', checkpoint=..., prefix=...)`` entry is
             taken as ``pretrained`` (same key mapping and checks).
         rel_pos_bias (bool): a zero-initialised trainable relative position
-            bias per block (BEiT-style, for the ``img_size`` patch grid; the
-            reference DyT code's segmentation ViT), trainable under
+            bias per block (BEiT-style, built for the ``img_size`` patch grid
+            and indexed by the input's grid, :func:`relative_position_index`;
+            the reference DyT code's segmentation ViT), trainable under
             ``freeze_pretrained`` and counted in :meth:`flops`.
         token_reduction (dict | None): ToMe, EViT or DynamicViT
             (:mod:`mmdyt.models.token_reduction`), e.g. ``dict(type='tome',
@@ -674,7 +689,8 @@ class DyTVisionTransformer(DyTBackbone):
             hook = None if self.token_reduction is None else self.token_reduction.block_hook(
                 self.blocks[i], block_record, record.blocks[-1] if record.blocks else None)
             x = self.blocks[i](x, skip_inactive=skip, record=block_record, reduction=hook,
-                               capacity=self.capacity if skip else None)
+                               capacity=self.capacity if skip else None,
+                               grid=record.grid if any(record.grid) else None)
             record.blocks.append(block_record)
             if i == self.num_layers - 1:
                 x = self.norm(x)
