@@ -49,9 +49,12 @@ class DyTBackbone(BaseModule):
     def warn_if_unrecorded(self, record):
         """Warn (once per class) when this backbone trains its dispatchers
         without a record, i.e. inside a plain toolbox model that adds no rate
-        loss: the gates then drift to whatever the task loss prefers."""
-        if record is not None or not self.training or not self.dispatchers() \
-                or type(self) in _WARNED:
+        loss: the gates then drift to whatever the task loss prefers. A
+        forward with every dispatcher forced dense (the teacher of
+        self-distillation) has no gate to train and does not warn."""
+        dispatchers = self.dispatchers()
+        if record is not None or not self.training or type(self) in _WARNED \
+                or all(d.force_all_active for d in dispatchers):
             return
         _WARNED.add(type(self))
         warnings.warn(

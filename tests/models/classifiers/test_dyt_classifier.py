@@ -231,3 +231,14 @@ def test_dyt_vit_b16_d64_checkpoint_is_small_and_reloads_identically(tmp_path):
         got = [s.pred_score for s in fresh.predict(inputs)]
     for a, b in zip(expected, got):
         assert torch.equal(a, b)
+
+
+def test_distillation_teacher_does_not_warn_about_a_missing_rate_loss(monkeypatch, recwarn):
+    """The dense teacher runs without a record but with every dispatcher
+    forced on: no gate trains there, so the missing-rate-loss warning (for
+    plain toolbox models) must not fire."""
+    from mmdyt.models.backbones import base
+    monkeypatch.setattr(base, '_WARNED', set())
+    model = build(distill=dict(loss_weight=1.0)).train()
+    model.loss(*batch())
+    assert not [w for w in recwarn if 'no ForwardRecord' in str(w.message)]
