@@ -120,6 +120,17 @@ class EarlyExitMixin(DyTTaskMixin):
         raise NotImplementedError
 
     # ---- exits ----------------------------------------------------------------
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        """'tensor': the logits of every exit (all units to the end);
+        'loss': :meth:`loss`; 'predict': :meth:`predict` (dynamic inference)."""
+        if mode == 'tensor':
+            return tuple(logits for _, logits, _ in self.run_exits(inputs)[0])
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}".')
+
     def run_exits(self, inputs, thresholds=None):
         """Run the backbone stage by stage and every exit head it reaches.
 

@@ -73,16 +73,6 @@ class EarlyExitClassifier(EarlyExitMixin, BaseClassifier):
 
     FEATURES = ('cls_token', 'avg_featmap')
 
-    # ---- forward ------------------------------------------------------------
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        if mode == 'tensor':
-            return tuple(logits for _, logits, _ in self.run_exits(inputs)[0])
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}".')
-
     def extract_feat(self, inputs):
         """The ``feature`` of the last block's normalised tokens: (B, C)."""
         return self.exit_input(self.backbone.run_blocks(self.backbone.embed(inputs)), 1, None)

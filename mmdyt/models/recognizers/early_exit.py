@@ -53,15 +53,6 @@ class EarlyExitRecognizer3D(EarlyExitMixin, BaseModel):
         self.init_exits(lambda spec: VideoExitHead(self.backbone.embed_dims, num_classes,
                                                    num_heads, **spec), **exits)
 
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        if mode == 'tensor':
-            return tuple(logits for _, logits, _ in self.run_exits(inputs)[0])
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}".')
-
     def embed_units(self, inputs, record):
         """(N, views, C, T, H, W) -> (N * views * T, L, C) frame tokens; a
         unit is one view's clip of T frames."""
