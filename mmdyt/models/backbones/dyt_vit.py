@@ -61,14 +61,13 @@ DISPATCH_TABLE = {
 }
 
 
-@functools.lru_cache(maxsize=16)
 def relative_position_index(grid, table_grid=None):
     """(1 + h * w, 1 + h * w) index into a BEiT-style relative position
     bias table of ``(2H - 1) * (2W - 1) + 3`` rows, built for the
     ``table_grid`` (H, W) (default ``grid``), for a class token followed by an
     (h, w) patch grid (row-major): one row per patch offset, then
     class-to-patch, patch-to-class and class-to-class. Offsets beyond the
-    table's (a larger grid) share its outermost rows. Cached; CPU."""
+    table's (a larger grid) share its outermost rows."""
     h, w = grid
     table_h, table_w = grid if table_grid is None else table_grid
     coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w),
@@ -113,6 +112,8 @@ class Attention(nn.Module):
             h, w = self.rel_pos_grid
             self.rel_pos_table = nn.Parameter(torch.zeros((2 * h - 1) * (2 * w - 1) + 3,
                                                           num_heads))
+            self.register_buffer('rel_pos_index', relative_position_index(self.rel_pos_grid),
+                                 persistent=False)
 
     def _split_heads(self, qkv):
         batch_size, num_tokens, channels = qkv.shape
@@ -143,8 +144,8 @@ class Attention(nn.Module):
             raise ValueError(f'the relative position bias needs a class token and the '
                              f'{h}x{w} patch grid ({1 + h * w} tokens), got {num_tokens} '
                              'tokens: pass the grid of the input')
-        index = relative_position_index((h, w), self.rel_pos_grid).to(
-            self.rel_pos_table.device)
+        index = self.rel_pos_index if (h, w) == self.rel_pos_grid else \
+            relative_position_index((h, w), self.rel_pos_grid).to(self.rel_pos_index.device)
         if positions is not None:
             index = index[positions[:, :, None], positions[:, None, :]]
         return self.rel_pos_table[index].movedim(-1, -3)
