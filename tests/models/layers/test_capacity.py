@@ -117,8 +117,9 @@ def test_efficiency_metric_reports_the_overflow():
     from mmengine.registry import MODELS, DefaultScope
     from mmpretrain.structures import DataSample
     cfg = dict(type='DyTImageClassifier',
-               backbone=dict(type='DyTVisionTransformer', arch=dict(ARCH, num_layers=2), img_size=32,
-                             patch_size=8, adapter_dim=8, capacity=0.5, capacity_warning=1.0),
+               backbone=dict(type='DyTVisionTransformer', arch=dict(ARCH, num_layers=2),
+                             img_size=32, patch_size=8, adapter_dim=8, capacity=0.5,
+                             capacity_warning=1.0),
                head=dict(type='LinearClsHead', num_classes=3, in_channels=48),
                rate_loss=dict(type='ActivationRateLoss', target_rate=0.5))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
