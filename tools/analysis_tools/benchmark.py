@@ -255,7 +255,8 @@ def benchmark_comparison(args):
                  for name, b in backbones.items()}
     trainable['baseline'] = sum(p.numel() for p in baseline.parameters())
     print(f'device {device}, dtype {args.dtype}, threads {torch.get_num_threads()}, input '
-          f'{shape}, {args.repeats} repeats interleaved')
+          f'{shape}, {args.repeats} repeats interleaved, load average '
+          f'{os.getloadavg()[0]:.1f}')
     print(fuse_both(dict(models, dense=baseline)) if args.fuse_cpu
           else 'kernels: aten (default) on every model')
     for batch_size in args.batch_size:
@@ -270,7 +271,8 @@ def benchmark_comparison(args):
         gflops['baseline'] = dense_flops(first, inputs).mean().item() / 1e9
         rows = compare_speed(models, baseline, inputs, args.repeats, args.warmup, args.iters)
         print(f'\nbatch {batch_size}' + (f', DyT gates forced to rate {args.force_rate}'
-                                         if args.force_rate is not None else ''))
+                                         if args.force_rate is not None else '') +
+              f' (load average {os.getloadavg()[0]:.1f} after timing)')
         print('| method | GFLOPs | trainable params (M) | img/s | ratio |')
         print('| --- | --- | --- | --- | --- |')
         for name, row in rows.items():
