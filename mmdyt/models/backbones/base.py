@@ -4,6 +4,8 @@ import warnings
 
 from mmengine.model import BaseModule
 
+from .checkpoint import pop_pretrained_init
+
 #: The mmdyt task model that applies the rate loss, per toolbox model.
 TASK_MODELS = ('DyTImageClassifier (for mmpretrain ImageClassifier), DyTEncoderDecoder '
                '(mmseg EncoderDecoder) or DyTRecognizer3D (mmaction Recognizer3D)')
@@ -17,15 +19,59 @@ class DyTBackbone(BaseModule):
     :meth:`flops_by_part` (from the :class:`~mmdyt.models.record.ForwardRecord`
     its forward fills) and :meth:`load_pretrained`.
 
-    Attributes:
+    Args:
         pretrained (str | None): the base checkpoint the frozen weights come
-            from (tuned-only checkpoints name it).
-        freeze_pretrained (bool): whether the pretrained weights are frozen.
+            from (loaded by :meth:`init_weights`; tuned-only checkpoints name
+            it).
+        freeze_pretrained (bool): freeze the pretrained weights (PEFT).
+        init_cfg (dict | list | None): mmengine's; a ``dict(type='Pretrained',
+            checkpoint=..., prefix=...)`` entry is taken as ``pretrained``
+            (through :meth:`load_pretrained`'s key mapping and checks).
+
+    A state dict whose tensors do not fit the backbone (another arch, patch
+    or window size) is refused by whichever loader is used (mmengine loads
+    with ``strict=False`` and would only warn).
     """
 
     #: Substrings of the parameter names of PEFT modules; anything else is a
     #: pretrained weight (frozen unless ``freeze_pretrained=False``).
     TUNING_KEYS = ('adapters.', 'dispatchers.', 'lora_', 'prompts', 'petl_')
+
+    def __init__(self, pretrained=None, freeze_pretrained=True, init_cfg=None):
+        init_cfg, pretrained_init = pop_pretrained_init(init_cfg)
+        if pretrained_init is not None:
+            if pretrained is not None:
+                raise ValueError('set the pretrained checkpoint once: pretrained= or '
+                                 "init_cfg=dict(type='Pretrained', ...), not both")
+            pretrained = pretrained_init['checkpoint']
+        super().__init__(init_cfg=init_cfg)
+        self.pretrained = pretrained
+        self.pretrained_prefix = pretrained_init.get('prefix') if pretrained_init else None
+        self.freeze_pretrained = freeze_pretrained
+        self.register_load_state_dict_pre_hook(self._check_state_dict)
+
+    def init_weights(self):
+        """Load ``pretrained`` (if any), else mmengine's ``init_cfg``."""
+        if self.pretrained is not None:
+            self.load_pretrained(self.pretrained)
+        elif self.init_cfg is not None:
+            super().init_weights()
+
+    def upgrade_state_dict(self, state_dict):
+        """Rename, in place, keys of checkpoints written by earlier releases
+        (none here)."""
+
+    def _check_state_dict(self, module, state_dict, prefix, *args):
+        self.upgrade_state_dict(state_dict)
+        own = dict(self.named_parameters())
+        own.update(self.named_buffers())
+        for name, tensor in own.items():
+            value = state_dict.get(prefix + name)
+            if value is not None and value.shape != tensor.shape:
+                raise ValueError(
+                    f'checkpoint does not fit the model: {prefix}{name} has shape '
+                    f'{tuple(value.shape)} in the checkpoint and {tuple(tensor.shape)} '
+                    'in the model (another arch, patch or window size?)')
 
     @classmethod
     def is_tuning_parameter(cls, name):

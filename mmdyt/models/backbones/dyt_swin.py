@@ -33,8 +33,7 @@ from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from .base import DyTBackbone
 from .dyt_vit import DISPATCH_TABLE, Mlp, _per_row
-from .checkpoint import pop_pretrained_init
-from .swin_checkpoint import check_shapes, load_swin_checkpoint
+from .swin_checkpoint import load_swin_checkpoint
 
 SWIN_ARCHS = {
     't': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
@@ -295,14 +294,7 @@ class DyTSwinTransformer(DyTBackbone):
                  out_indices=(3, ), drop_path_rate=0.0, pad_small_map=False,
                  skip_inactive=True, qkv_bias=True, pretrained=None, petl=None,
                  init_cfg=None):
-        init_cfg, pretrained_init = pop_pretrained_init(init_cfg)
-        if pretrained_init is not None:
-            if pretrained is not None:
-                raise ValueError('set the Swin checkpoint once: pretrained= or '
-                                 "init_cfg=dict(type='Pretrained', ...), not both")
-            pretrained = pretrained_init['checkpoint']
-        super().__init__(init_cfg=init_cfg)
-        self.pretrained_prefix = pretrained_init.get('prefix') if pretrained_init else None
+        super().__init__(pretrained, freeze_pretrained, init_cfg)
         self.arch_settings = self._parse_arch(arch)
         if dispatch not in SWIN_DISPATCH:
             raise ValueError(f'DyTSwinTransformer dispatches the MLP of each block: dispatch '
@@ -323,8 +315,6 @@ class DyTSwinTransformer(DyTBackbone):
         self.dispatch = dispatch
         self.out_type = out_type
         self.skip_inactive = skip_inactive
-        self.freeze_pretrained = freeze_pretrained
-        self.pretrained = pretrained
         self.num_layers = sum(depths)
         embed_dims = self.arch_settings['embed_dims']
         self.num_features = [embed_dims * 2**i for i in range(num_stages)]
@@ -354,7 +344,6 @@ class DyTSwinTransformer(DyTBackbone):
         if petl:
             apply_petl(self, petl)
         self._set_trainable()
-        self.register_load_state_dict_pre_hook(self._check_state_dict)
 
     @staticmethod
     def _parse_arch(arch):
@@ -383,20 +372,6 @@ class DyTSwinTransformer(DyTBackbone):
                 nn.init.trunc_normal_(layer.weight, std=0.02)
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
-
-    def _check_state_dict(self, module, state_dict, prefix, *args):
-        """Refuse tensors that do not fit (another arch, window or patch
-        size), whichever loader is used: mmengine loads with
-        ``strict=False`` and would only warn."""
-        own = {prefix + name: value for name, value in self.state_dict().items()}
-        check_shapes(own, state_dict, 'the state dict')
-
-    def init_weights(self):
-        """Load ``pretrained`` (if any) into the Swin weights."""
-        if self.pretrained is not None:
-            self.load_pretrained(self.pretrained)
-        elif self.init_cfg is not None:
-            super().init_weights()
 
     def load_pretrained(self, checkpoint):
         """Load a Swin checkpoint (mmpretrain, timm or the original release),

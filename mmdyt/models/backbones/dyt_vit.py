@@ -37,7 +37,7 @@ from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from ..token_reduction import build_token_reduction
 from .base import DyTBackbone
-from .checkpoint import load_vit_checkpoint, pop_pretrained_init, upgrade_legacy_keys
+from .checkpoint import load_vit_checkpoint, upgrade_legacy_keys
 
 ARCHS = {
     't': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
@@ -466,14 +466,7 @@ class DyTVisionTransformer(DyTBackbone):
                  drop_path_rate=0.0, skip_inactive=True, qkv_bias=True,
                  pretrained=None, petl=None, token_reduction=None, capacity=None,
                  capacity_warning=0.01, rel_pos_bias=False, init_cfg=None):
-        init_cfg, pretrained_init = pop_pretrained_init(init_cfg)
-        if pretrained_init is not None:
-            if pretrained is not None:
-                raise ValueError('set the ViT checkpoint once: pretrained= or '
-                                 "init_cfg=dict(type='Pretrained'), not both")
-            pretrained = pretrained_init['checkpoint']
-        super().__init__(init_cfg=init_cfg)
-        self.pretrained_prefix = pretrained_init.get('prefix') if pretrained_init else None
+        super().__init__(pretrained, freeze_pretrained, init_cfg)
         self.arch_settings = self._parse_arch(arch)
         if dispatch not in DISPATCH_TABLE:
             raise ValueError(f'dispatch must be one of {tuple(DISPATCH_TABLE)}, '
@@ -504,8 +497,6 @@ class DyTVisionTransformer(DyTBackbone):
         if capacity is not None:
             capacity_tokens(capacity, 1)  # checks the range
         self.capacity, self.capacity_warning = capacity, capacity_warning
-        self.freeze_pretrained = freeze_pretrained
-        self.pretrained = pretrained
         self.out_indices = check_settings(self.arch_settings, out_indices, drop_path_rate)
 
         self.patch_embed = nn.Module()
@@ -535,7 +526,6 @@ class DyTVisionTransformer(DyTBackbone):
             apply_petl(self, petl)
         self.token_reduction = build_token_reduction(token_reduction, self)
         self._set_trainable()
-        self.register_load_state_dict_pre_hook(self._check_state_dict)
 
     @staticmethod
     def _parse_arch(arch):
@@ -572,28 +562,10 @@ class DyTVisionTransformer(DyTBackbone):
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)
 
-    def _check_state_dict(self, module, state_dict, prefix, *args):
-        """Rename the keys of checkpoints written by earlier releases and
-        refuse a state dict whose tensors do not fit this backbone (another
-        arch or patch size), whichever loader (load_from, resume, test) is
-        used: mmengine loads with ``strict=False`` and would only warn."""
+    def upgrade_state_dict(self, state_dict):
+        """Rename the keys of checkpoints written by earlier releases
+        (``upgrade_legacy_keys``)."""
         upgrade_legacy_keys(state_dict)
-        own = dict(self.named_parameters())
-        own.update(self.named_buffers())
-        for name, tensor in own.items():
-            value = state_dict.get(prefix + name)
-            if value is not None and value.shape != tensor.shape:
-                raise ValueError(
-                    f'checkpoint does not fit the model: {prefix}{name} has shape '
-                    f'{tuple(value.shape)} in the checkpoint and {tuple(tensor.shape)} '
-                    'in the model (another arch or patch size?)')
-
-    def init_weights(self):
-        """Load ``pretrained`` (if any) into the ViT weights."""
-        if self.pretrained is not None:
-            self.load_pretrained(self.pretrained)
-        elif self.init_cfg is not None:
-            super().init_weights()
 
     def load_pretrained(self, checkpoint):
         """Load a ViT checkpoint (mmpretrain, timm or original ``.npz``),
