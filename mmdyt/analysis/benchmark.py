@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..deploy import MIN_MULTIPLY_ADDS, OneDNNLinear, probe_onednn
+from ..models.early_exit import EarlyExitMixin
 from ..models.record import ForwardRecord, record_forwards
 from ..models.task_utils import find_dyt_backbone
 from .flops import tensor_forward
@@ -55,12 +56,33 @@ def dense_flops(backbone, inputs):
     return twin.flops(record)
 
 
+class DynamicInference(nn.Module):
+    """An early-exit model's dynamic inference at its ``thresholds`` (units
+    leave the batch at their exit) as a forward to time: inputs -> (U, K)
+    scores."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs):
+        return self.model.dynamic_inference(inputs)[0]
+
+
+def timed_form(model):
+    """What inference runs: :class:`DynamicInference` for an early-exit
+    model, the model itself otherwise."""
+    return DynamicInference(model) if isinstance(model, EarlyExitMixin) else model
+
+
 def compare_speed(models, baseline, inputs, repeats=5, warmup=1, iters=1):
     """Several models and a baseline timed side by side by
     :func:`time_interleaved` (same input, same process, order rotating).
 
     Args:
-        models (dict[str, nn.Module]): name -> model in eval mode.
+        models (dict[str, nn.Module]): name -> model in eval mode; an
+            early-exit model is timed in its dynamic inference
+            (:func:`timed_form`).
         baseline (nn.Module): the dense model the ratios refer to.
         inputs (Tensor): (B, ...) the batch.
         repeats, warmup, iters (int): as :func:`time_interleaved`.
@@ -73,7 +95,8 @@ def compare_speed(models, baseline, inputs, repeats=5, warmup=1, iters=1):
     """
     if 'baseline' in models:
         raise ValueError("compare_speed: 'baseline' names the baseline, rename that model")
-    times = time_interleaved(dict(baseline=baseline, **models), inputs, repeats, warmup, iters)
+    timed = {name: timed_form(model) for name, model in models.items()}
+    times = time_interleaved(dict(baseline=baseline, **timed), inputs, repeats, warmup, iters)
     rows = {}
     for name, seconds in times.items():
         ratios = [b / m for b, m in zip(times['baseline'], seconds)]

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 
+from ..models.early_exit import EarlyExitMixin
 from ..models.record import record_forwards
 from ..models.task_utils import find_dyt_backbone
 
@@ -73,6 +74,21 @@ def _replaced(model, target, replacement):
     raise ValueError('the backbone is not a submodule of the model')
 
 
+def _early_exit_flops(model, backbone, inputs, num_samples):
+    """:func:`measure_flops` of an early-exit model: dynamic inference at its
+    thresholds, each unit counting the blocks and heads it ran."""
+    _, exit_index, flops, record = model.dynamic_inference(inputs)
+    breakdown = {f'backbone.{k}': v.sum().item() / num_samples
+                 for k, v in backbone.flops_by_part(record).items()}
+    total = flops.sum().item() / num_samples
+    backbone_total = backbone.flops(record).sum().item() / num_samples
+    breakdown['heads'] = total - backbone_total
+    histogram = torch.bincount(exit_index, minlength=model.num_exits).tolist()
+    return dict(total=total, backbone=backbone_total, rest=total - backbone_total,
+                breakdown=breakdown, rates=record.activation_rates(), record=record,
+                exit_histogram=histogram)
+
+
 @torch.no_grad()
 def measure_flops(model, inputs, num_samples=None):
     """Run ``model`` on ``inputs`` (eval mode, skipping path) and count what ran.
@@ -91,13 +107,17 @@ def measure_flops(model, inputs, num_samples=None):
         ``breakdown`` (dict name -> float per sample, backbone parts then
         the other top-level modules), ``rates`` ((num_dispatchers,)
         activation rates of this batch) and ``record`` (the backbone's
-        :class:`ForwardRecord`).
+        :class:`ForwardRecord`). An early-exit model runs its dynamic
+        inference at its ``thresholds`` (its heads are ``rest``) and adds the
+        ``exit_histogram``.
     """
     backbone = find_dyt_backbone(model)
     if backbone is None:
         raise ValueError('the model has no DyTVisionTransformer backbone')
     num_samples = num_samples or inputs.shape[0]
     model.eval()
+    if isinstance(model, EarlyExitMixin):
+        return _early_exit_flops(model, backbone, inputs, num_samples)
     outputs = []
     handle = backbone.register_forward_hook(lambda m, args, out: outputs.append(out))
     try:

@@ -22,7 +22,13 @@ timed side by side in one process against the dense baseline (same kernels,
 interleaved, median of the repeats), one table per batch size: method,
 backbone GFLOPs per image of what ran, trainable backbone parameters, img/s
 (spread of the repeats) and ratio (dense time / method time, per-repeat
-range). ``--force-rate`` sets the gates of the DyT models among them.
+range); with several batch sizes (by default 1 4 16 on the CPU, 1 4 16 64
+128 on cuda) a last table gives img/s by batch size for every method, the
+latency sweep of Dyn-Adapter's Table 2. ``--force-rate`` sets the gates of
+the DyT models among them. An early-exit model (Dyn-Adapter) is timed in its
+real dynamic inference at the thresholds of its config (those
+``calibrate_exits.py`` writes; give ``--checkpoint`` for the first config),
+its exit histogram on the timed batch printed.
 
 Training (``--train``): seconds per training step and peak memory of the
 model against full fine-tuning of the same ViT (the config with
@@ -70,7 +76,9 @@ def parse_args(argv=None):
     parser.add_argument('--baseline', help='config of the baseline (default: mmpretrain '
                         'VisionTransformer of the same arch; with --train: full tuning)')
     parser.add_argument('--checkpoint', help='checkpoint of the model')
-    parser.add_argument('--batch-size', type=int, nargs='+', default=[16])
+    parser.add_argument('--batch-size', type=int, nargs='+',
+                        help='batch sizes (default 16; with --compare the latency sweep '
+                        '1 4 16 64 128 on cuda, 1 4 16 on the CPU)')
     parser.add_argument('--shape', type=int, nargs='+',
                         help='one sample of the input, e.g. 3 224 224 (default: the '
                         "backbone's img_size with 3 channels)")
@@ -107,14 +115,17 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.fuse_cpu and (args.device != 'cpu' or args.train or args.kernels):
         parser.error('--fuse-cpu is for CPU inference (--device cpu, no --train / --kernels)')
-    if args.compare and (args.train or args.kernels or args.baseline):
-        parser.error('--compare times inference against the dense baseline (no --train, '
-                     '--kernels or --baseline)')
     if (args.runtime != 'pytorch' or args.compile) and (args.train or args.kernels):
         parser.error('--runtime / --compile time inference (no --train / --kernels)')
     if args.runtime == 'onnxruntime' and (args.device != 'cpu' or args.compile or
                                           args.fuse_cpu or args.dtype != 'float32'):
         parser.error('--runtime onnxruntime runs float32 on the CPU (no --compile / --fuse-cpu)')
+    if args.compare and (args.train or args.kernels or args.baseline):
+        parser.error('--compare times inference against the dense baseline (no --train, '
+                     '--kernels or --baseline)')
+    if args.batch_size is None:
+        args.batch_size = ([16] if not args.compare else
+                           [1, 4, 16, 64, 128] if args.device == 'cuda' else [1, 4, 16])
     return args
 
 
@@ -183,6 +194,7 @@ def benchmark_inference(args):
     backbone = find_dyt_backbone(model)
     if args.baseline:
         baseline = build_model(load_config(args.baseline), device=device)
+        print(f'baseline: {args.baseline}')
     else:
         if backbone is None:
             raise ValueError(f'{args.config}: no DyTVisionTransformer; give --baseline')
@@ -259,6 +271,7 @@ def benchmark_comparison(args):
           f'{os.getloadavg()[0]:.1f}')
     print(fuse_both(dict(models, dense=baseline)) if args.fuse_cpu
           else 'kernels: aten (default) on every model')
+    sweep = {}
     for batch_size in args.batch_size:
         torch.manual_seed(0)
         inputs = torch.randn(batch_size, *shape, device=device, dtype=dtype)
@@ -266,13 +279,19 @@ def benchmark_comparison(args):
             for backbone in backbones.values():
                 if backbone.dispatchers():
                     force_activation_rate(backbone, args.force_rate, inputs)
-        gflops = {name: measure_flops(models[name], inputs)['backbone'] / 1e9
-                  for name in names}
+        measured = {name: measure_flops(models[name], inputs) for name in names}
+        gflops = {name: m['backbone'] / 1e9 for name, m in measured.items()}
         gflops['baseline'] = dense_flops(first, inputs).mean().item() / 1e9
         rows = compare_speed(models, baseline, inputs, args.repeats, args.warmup, args.iters)
+        sweep[batch_size] = rows
         print(f'\nbatch {batch_size}' + (f', DyT gates forced to rate {args.force_rate}'
                                          if args.force_rate is not None else '') +
               f' (load average {os.getloadavg()[0]:.1f} after timing)')
+        for name, m in measured.items():
+            if 'exit_histogram' in m:
+                print(f'{name}: dynamic inference at thresholds '
+                      f'{[round(t, 4) for t in models[name].thresholds]}, exits '
+                      f'{m["exit_histogram"]} of {batch_size}')
         print('| method | GFLOPs | trainable params (M) | img/s | ratio |')
         print('| --- | --- | --- | --- | --- |')
         for name, row in rows.items():
@@ -280,6 +299,21 @@ def benchmark_comparison(args):
                   f'{gflops[name]:.2f} | {trainable[name] / 1e6:.2f} | '
                   f'{row["throughput"]:.2f} (spread {row["spread"] * 100:.0f}%) | '
                   f'{row["ratio"]:.2f} ({row["ratio_min"]:.2f}-{row["ratio_max"]:.2f}) |')
+    if len(sweep) > 1:
+        print_sweep(sweep)
+
+
+def print_sweep(sweep):
+    """One table of img/s (ratio to the dense baseline) by batch size."""
+    sizes = list(sweep)
+    print('\nimg/s by batch size (ratio to the dense baseline)')
+    print('| method | ' + ' | '.join(f'batch {b}' for b in sizes) + ' |')
+    print('| --- |' + ' --- |' * len(sizes))
+    for name in sweep[sizes[0]]:
+        cells = [f'{sweep[b][name]["throughput"]:.1f} ({sweep[b][name]["ratio"]:.2f})'
+                 for b in sizes]
+        label = 'dense ViT (baseline)' if name == 'baseline' else name
+        print(f'| {label} | ' + ' | '.join(cells) + ' |')
 
 
 def _training_worker(config, cfg_options, batch_size, shape, device, threads, steps,
