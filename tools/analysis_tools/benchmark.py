@@ -28,7 +28,8 @@ latency sweep of Dyn-Adapter's Table 2. ``--force-rate`` sets the gates of
 the DyT models among them. An early-exit model (Dyn-Adapter) is timed in its
 real dynamic inference at the thresholds of its config (those
 ``calibrate_exits.py`` writes; give ``--checkpoint`` for the first config),
-its exit histogram on the timed batch printed.
+its exit histogram on the timed batch printed; LoRA / RepAdapter layers are
+merged first, as deployed.
 
 Training (``--train``): seconds per training step and peak memory of the
 model against full fine-tuning of the same ViT (the config with
@@ -63,6 +64,7 @@ from mmdyt.analysis.benchmark import compare_speed, dense_flops
 from mmdyt.deploy import fuse_for_cpu
 from mmdyt.deploy.runtime import RUNTIMES, InferenceRuntime
 from mmdyt.models.backbones import FrameDyTVisionTransformer
+from mmdyt.models.petl import merge_petl
 from mmdyt.models.task_utils import find_dyt_backbone
 
 DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16)
@@ -260,6 +262,9 @@ def benchmark_comparison(args):
         backbones[name] = find_dyt_backbone(models[name])
         if backbones[name] is None:
             raise ValueError(f'{config}: --compare needs DyTVisionTransformer backbones')
+        merged = merge_petl(models[name])  # LoRA / RepAdapter as deployed
+        if merged:
+            print(f'{name}: {merged} LoRA / RepAdapter layers merged, as deployed')
     first = backbones[names[0]]
     baseline = dense_baseline(first).to(device, dtype)
     shape = input_shape(args, first)
