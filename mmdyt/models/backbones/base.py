@@ -2,6 +2,7 @@
 hooks and the tools."""
 import warnings
 
+import torch.nn as nn
 from mmengine.model import BaseModule
 
 from .checkpoint import pop_pretrained_init
@@ -15,8 +16,8 @@ class DyTBackbone(BaseModule):
     """Base of the backbones with token dispatchers and PEFT modules.
 
     A subclass builds its modules, then calls :meth:`_set_trainable`; it
-    implements :meth:`dispatchers`, :meth:`dispatcher_names`,
-    :meth:`flops_by_part` (from the :class:`~mmdyt.models.record.ForwardRecord`
+    has ``blocks`` (each with ``attn``, ``mlp`` and a ``dispatchers`` dict) and
+    implements :meth:`flops_by_part` (from the :class:`~mmdyt.models.record.ForwardRecord`
     its forward fills) and :meth:`load_pretrained`.
 
     Args:
@@ -49,6 +50,20 @@ class DyTBackbone(BaseModule):
         self.pretrained_prefix = pretrained_init.get('prefix') if pretrained_init else None
         self.freeze_pretrained = freeze_pretrained
         self.register_load_state_dict_pre_hook(self._check_state_dict)
+
+    @staticmethod
+    def check_choices(dispatch, dispatch_choices, out_type, out_types, adapter_dim,
+                      dispatch_note=''):
+        """Refuse a ``dispatch`` or ``out_type`` outside the backbone's choices,
+        and dispatch without adapters (skipped tokens get the adapter only)."""
+        if dispatch not in dispatch_choices:
+            raise ValueError(f'{dispatch_note}dispatch must be one of {tuple(dispatch_choices)}, '
+                             f'got {dispatch!r}')
+        if out_type not in out_types:
+            raise ValueError(f'out_type must be one of {tuple(out_types)}, got {out_type!r}')
+        if dispatch is not None and adapter_dim is None:
+            raise ValueError('adapter_dim must be set when dispatch is used: '
+                             'skipped tokens are updated by the adapter only')
 
     def init_weights(self):
         """Load ``pretrained`` (if any), else mmengine's ``init_cfg``."""
@@ -85,12 +100,24 @@ class DyTBackbone(BaseModule):
             param.requires_grad = self.is_tuning_parameter(name)
 
     def dispatchers(self):
-        """All token dispatchers, in :meth:`dispatcher_names` order."""
-        raise NotImplementedError
+        """All token dispatchers, block by block (``self.blocks``, each with a
+        ``dispatchers`` dict), in :meth:`dispatcher_names` order."""
+        return [d for block in self.blocks for d in block.dispatchers.values()]
 
     def dispatcher_names(self):
-        """The names the forward record gives the dispatchers' masks."""
-        raise NotImplementedError
+        """``blocks.{i}.{part}`` of every dispatcher (global block index): the
+        names the forward record gives their masks."""
+        return [f'blocks.{i}.{part}' for i, block in enumerate(self.blocks)
+                for part in block.dispatchers]
+
+    def init_block_linears(self):
+        """Truncated-normal (0.02) weights and zero biases for the attention
+        and MLP linears of every block (the pretrained weights replace them)."""
+        for block in self.blocks:
+            for layer in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
+                nn.init.trunc_normal_(layer.weight, std=0.02)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
 
     def warn_if_unrecorded(self, record):
         """Warn (once per class) when this backbone trains its dispatchers

@@ -28,11 +28,11 @@ from mmcv.cnn.bricks.transformer import PatchEmbed, PatchMerging
 from mmengine.registry import MODELS
 
 from ..flops import conv_patch_flops, layer_norm_flops, linear_flops
-from ..layers import TokenDispatcher, build_adapter, dispatched_part
+from ..layers import dispatched_part
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from .base import DyTBackbone
-from .dyt_vit import DISPATCH_TABLE, Mlp, _per_row
+from .dyt_vit import Mlp, _per_row, build_parts
 from .swin_checkpoint import load_swin_checkpoint
 
 SWIN_ARCHS = {
@@ -165,17 +165,9 @@ class DyTSwinBlock(nn.Module):
         self.attn = WindowAttention(embed_dims, num_heads, window_size, qkv_bias)
         self.norm2 = nn.LayerNorm(embed_dims)
         self.mlp = Mlp(embed_dims, embed_dims * mlp_ratio)
-        parts = DISPATCH_TABLE[dispatch]
-        self.parts = tuple(name for name, _, _ in parts)
-        self.adapters = nn.ModuleDict({
-            name: build_adapter(embed_dims, adapter_dim, num_experts, adapter_scale,
-                                adapter_dropout)
-            for name, adapted, _ in parts if adapted
-        } if adapter_dim is not None else {})
-        self.dispatchers = nn.ModuleDict({
-            name: TokenDispatcher(embed_dims, 0, tau)
-            for name, _, dispatched in parts if dispatched
-        })
+        self.parts, self.adapters, self.dispatchers = build_parts(
+            dispatch, embed_dims, adapter_dim, num_experts, adapter_scale, adapter_dropout,
+            0, tau)
 
     def window_layout(self, hw_shape):
         """(padded (Hp, Wp), shift) the windows of an (H, W) map use.
@@ -296,14 +288,8 @@ class DyTSwinTransformer(DyTBackbone):
                  init_cfg=None):
         super().__init__(pretrained, freeze_pretrained, init_cfg)
         self.arch_settings = self._parse_arch(arch)
-        if dispatch not in SWIN_DISPATCH:
-            raise ValueError(f'DyTSwinTransformer dispatches the MLP of each block: dispatch '
-                             f'must be one of {SWIN_DISPATCH}, got {dispatch!r}')
-        if out_type not in SWIN_OUT_TYPES:
-            raise ValueError(f'out_type must be one of {SWIN_OUT_TYPES}, got {out_type!r}')
-        if dispatch is not None and adapter_dim is None:
-            raise ValueError('adapter_dim must be set when dispatch is used: '
-                             'skipped tokens are updated by the adapter only')
+        self.check_choices(dispatch, SWIN_DISPATCH, out_type, SWIN_OUT_TYPES, adapter_dim,
+                           'DyTSwinTransformer dispatches the MLP of each block: ')
         depths = self.arch_settings['depths']
         num_stages = len(depths)
         self.out_indices = sorted({i % num_stages for i in (
@@ -368,25 +354,13 @@ class DyTSwinTransformer(DyTBackbone):
     def _init_swin_weights(self):
         for block in self.blocks:
             nn.init.trunc_normal_(block.attn.relative_position_bias_table, std=0.02)
-            for layer in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
-                nn.init.trunc_normal_(layer.weight, std=0.02)
-                if layer.bias is not None:
-                    nn.init.zeros_(layer.bias)
+        self.init_block_linears()
 
     def load_pretrained(self, checkpoint):
         """Load a Swin checkpoint (mmpretrain, timm or the original release),
         the keys under ``pretrained_prefix`` when one is set."""
         load_swin_checkpoint(self, checkpoint, self.pretrained_prefix)
 
-    def dispatchers(self):
-        """All token dispatchers, block by block."""
-        return [d for block in self.blocks for d in block.dispatchers.values()]
-
-    def dispatcher_names(self):
-        """``blocks.{i}.mlp`` with the global block index, in
-        :meth:`dispatchers` order (the record's mask names)."""
-        return [f'blocks.{i}.{part}' for i, block in enumerate(self.blocks)
-                for part in block.dispatchers]
 
     def stage_shapes(self, grid):
         """(H, W) map of each stage for a patch ``grid``."""

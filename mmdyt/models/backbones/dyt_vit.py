@@ -84,6 +84,24 @@ def relative_position_index(grid, table_grid=None):
     return index
 
 
+def build_parts(dispatch, embed_dims, adapter_dim, num_experts=1, adapter_scale=1.0,
+                adapter_dropout=0.1, num_fixed_tokens=1, tau=5.0):
+    """A block's parts of :data:`DISPATCH_TABLE` for ``dispatch``: their names
+    (tuple), and ``nn.ModuleDict`` s of their adapters (none when
+    ``adapter_dim`` is None) and dispatchers, keyed by part."""
+    parts = DISPATCH_TABLE[dispatch]
+    adapters = nn.ModuleDict({
+        name: build_adapter(embed_dims, adapter_dim, num_experts, adapter_scale,
+                            adapter_dropout)
+        for name, adapted, _ in parts if adapted
+    } if adapter_dim is not None else {})
+    dispatchers = nn.ModuleDict({
+        name: TokenDispatcher(embed_dims, num_fixed_tokens, tau)
+        for name, _, dispatched in parts if dispatched
+    })
+    return tuple(name for name, _, _ in parts), adapters, dispatchers
+
+
 class Attention(nn.Module):
     """Multi-head self-attention, optionally with a trainable relative
     position bias added to the logits (BEiT-style, zero-initialised: the
@@ -259,17 +277,9 @@ class DyTBlock(nn.Module):
         self.attn = Attention(embed_dims, num_heads, qkv_bias, rel_pos_grid)
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.mlp = Mlp(embed_dims, feedforward_channels)
-        parts = DISPATCH_TABLE[dispatch]
-        self.parts = tuple(name for name, _, _ in parts)
-        self.adapters = nn.ModuleDict({
-            name: build_adapter(embed_dims, adapter_dim, num_experts, adapter_scale,
-                                adapter_dropout)
-            for name, adapted, _ in parts if adapted
-        } if adapter_dim is not None else {})
-        self.dispatchers = nn.ModuleDict({
-            name: TokenDispatcher(embed_dims, num_fixed_tokens, tau)
-            for name, _, dispatched in parts if dispatched
-        })
+        self.parts, self.adapters, self.dispatchers = build_parts(
+            dispatch, embed_dims, adapter_dim, num_experts, adapter_scale, adapter_dropout,
+            num_fixed_tokens, tau)
 
     def forward(self, x, skip_inactive=False, record=None, reduction=None, capacity=None,
                 grid=None):
@@ -468,14 +478,7 @@ class DyTVisionTransformer(DyTBackbone):
                  capacity_warning=0.01, rel_pos_bias=False, init_cfg=None):
         super().__init__(pretrained, freeze_pretrained, init_cfg)
         self.arch_settings = self._parse_arch(arch)
-        if dispatch not in DISPATCH_TABLE:
-            raise ValueError(f'dispatch must be one of {tuple(DISPATCH_TABLE)}, '
-                             f'got {dispatch!r}')
-        if out_type not in OUT_TYPES:
-            raise ValueError(f'out_type must be one of {OUT_TYPES}, got {out_type!r}')
-        if dispatch is not None and adapter_dim is None:
-            raise ValueError('adapter_dim must be set when dispatch is used: '
-                             'skipped tokens are updated by the adapter only')
+        self.check_choices(dispatch, DISPATCH_TABLE, out_type, OUT_TYPES, adapter_dim)
         if num_prompts < 0 or lora_rank < 0:
             raise ValueError('num_prompts and lora_rank must be >= 0')
         if rel_pos_bias and num_prompts:
@@ -556,11 +559,7 @@ class DyTVisionTransformer(DyTBackbone):
     def _init_vit_weights(self):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for block in self.blocks:
-            for layer in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
-                nn.init.trunc_normal_(layer.weight, std=0.02)
-                if layer.bias is not None:
-                    nn.init.zeros_(layer.bias)
+        self.init_block_linears()
 
     def upgrade_state_dict(self, state_dict):
         """Rename the keys of checkpoints written by earlier releases
@@ -572,15 +571,6 @@ class DyTVisionTransformer(DyTBackbone):
         the keys under ``pretrained_prefix`` when one is set."""
         load_vit_checkpoint(self, checkpoint, self.pretrained_prefix)
 
-    def dispatchers(self):
-        """All token dispatchers, block by block."""
-        return [d for block in self.blocks for d in block.dispatchers.values()]
-
-    def dispatcher_names(self):
-        """``blocks.{i}.{part}`` of every dispatcher, in :meth:`dispatchers`
-        order."""
-        return [f'blocks.{i}.{part}' for i, block in enumerate(self.blocks)
-                for part in block.dispatchers]
 
     # ---- FLOPs of a forward -------------------------------------------------
     def flops_by_part(self, record, stop=None):
