@@ -670,14 +670,19 @@ class DyTVisionTransformer(DyTBackbone):
             x = self.run_blocks(x, record, i, i + 1)
             if i in self.out_indices:
                 outs.append(self.format_output(x, record.grid))
-        if self.capacity is not None and not (torch.compiler.is_compiling()
-                                              or torch.jit.is_tracing()):
-            share = record.overflow_share()
-            if share > self.capacity_warning:
-                warnings.warn(f'capacity mode (capacity={self.capacity}) left out '
-                              f'{share:.1%} of the active tokens (warning above '
-                              f'{self.capacity_warning:.1%}): raise the capacity')
+        self.warn_on_overflow(record)
         return tuple(outs)
+
+    def warn_on_overflow(self, record):
+        """In capacity mode, warn when the forward ``record`` describes left
+        out more than ``capacity_warning`` of the active tokens."""
+        if self.capacity is None or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return
+        share = record.overflow_share()
+        if share > self.capacity_warning:
+            warnings.warn(f'capacity mode (capacity={self.capacity}) left out '
+                          f'{share:.1%} of the active tokens (warning above '
+                          f'{self.capacity_warning:.1%}): raise the capacity')
 
     def format_output(self, x, grid):
         """(B, N, C) tokens -> the ``out_type`` output."""

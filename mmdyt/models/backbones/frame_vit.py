@@ -34,6 +34,7 @@ class FrameDyTVisionTransformer(DyTVisionTransformer):
         self.warn_if_unrecorded(record)
         record = ForwardRecord() if record is None else record
         tokens = self.run_blocks(self.embed_clips(x, record), record)
+        self.warn_on_overflow(record)
         return self.clip_tokens(tokens, record)
 
     def embed_clips(self, x, record):

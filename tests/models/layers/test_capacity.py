@@ -138,3 +138,14 @@ def test_efficiency_metric_reports_the_overflow():
     with torch.no_grad():
         evaluator.process(model.predict(images(3), [DataSample() for _ in range(3)]))
     assert 'efficiency/capacity_overflow' not in evaluator.evaluate(3)
+
+
+def test_overflow_of_the_per_frame_video_backbone_is_warned_about():
+    from mmdyt.models.backbones import FrameDyTVisionTransformer
+    model = FrameDyTVisionTransformer(arch=ARCH, img_size=32, patch_size=8, adapter_dim=8,
+                                      capacity=0.5).eval()
+    with torch.no_grad():
+        for dispatcher in model.dispatchers():
+            dispatcher.gate.bias.fill_(1e4)  # every token active
+        with pytest.warns(UserWarning, match='capacity mode .* left out'):
+            model(torch.randn(1, 3, 2, 32, 32))
