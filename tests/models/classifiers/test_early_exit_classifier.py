@@ -177,16 +177,22 @@ def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):
     assert_tuned_only_round_trip(build_seeded, predict, tmp_path)
 
 
+def exits_and_backbone_output(model, x, out_type):
+    """The exits of ``model`` on ``x`` and its backbone's own ``out_type``
+    output after block 2 (the first exit's block), for comparison."""
+    with torch.no_grad():
+        exits, record = model.run_exits(x)
+        model.backbone.out_type = out_type
+        model.backbone.out_indices = [1]
+        return exits, record, model.backbone(x)[0]
+
+
 def test_vpt_prompts_go_through_the_stepping_api():
     """Each stage puts its blocks' prompts in: early exits of a VPT-deep
     backbone equal running the backbone to that block."""
     model = build('vpt')
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        exits, record = model.run_exits(x)
-        model.backbone.out_type = 'cls_token'
-        model.backbone.out_indices = [1]
-        cls_after_block2 = model.backbone(x)[0]
+    exits, record, cls_after_block2 = exits_and_backbone_output(
+        model, torch.randn(2, 3, 32, 32), 'cls_token')
     torch.testing.assert_close(exits[0][1], model.heads[0](cls_after_block2))
     assert record.num_tokens == 1 + 3 + 16
     x = torch.randn(8, 3, 32, 32)
@@ -206,12 +212,8 @@ def test_vpt_prompts_go_through_the_stepping_api():
 def test_avg_featmap_exits_read_the_mean_patch_token():
     """MAE's recipe pools globally: every exit reads the mean patch token."""
     model = build('lora', feature='avg_featmap')
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        exits, _ = model.run_exits(x)
-        model.backbone.out_type = 'avg_featmap'
-        model.backbone.out_indices = [1]
-        pooled = model.backbone(x)[0]
+    exits, _, pooled = exits_and_backbone_output(model, torch.randn(2, 3, 32, 32),
+                                                 'avg_featmap')
     torch.testing.assert_close(exits[0][1], model.heads[0](pooled))
     with pytest.raises(ValueError, match='feature must be one of'):
         build('lora', feature='gap')
