@@ -183,19 +183,31 @@ def test_self_distillation_variants_for_vtab_and_video():
 
 
 def test_ssv2_randaugment_has_the_reference_magnitude():
-    """timm's rand-m7 (of 10) is torchvision's 21 (of 30): one op, Rotate, at
-    21 degrees = 0.7 x timm's 30; Shear 0.21 = 0.7 x 0.3."""
+    """timm's rand-m7-n4-mstd0.5-inc1: 4 ops of the increasing set, each
+    application at p=0.5 with magnitude N(7, 0.5) of 10. One op, Rotate:
+    7/10 x 30 = 21 degrees on average, spread 0.5/10 x 30 = 1.5 degrees,
+    either sign."""
     pytest.importorskip('mmaction')
+    import numpy as np
     from mmaction.registry import TRANSFORMS
     cfg = config('configs/video/_base_/datasets/ssv2_u8.py')
-    step = next(t for t in cfg.train_pipeline if t.type == 'TorchVisionWrapper')
+    types = [t.type for t in cfg.train_pipeline]
+    assert types.index('ClipRandAugment') == types.index('CheckedDecordDecode') + 1
+    step = next(t for t in cfg.train_pipeline if t.type == 'ClipRandAugment')
     with DefaultScope.overwrite_default_scope('mmaction'):
-        wrapper = TRANSFORMS.build(step)
-    op = wrapper.trans
-    assert op.num_ops == 4
-    space = op._augmentation_space(op.num_magnitude_bins, (224, 224))
-    assert space['Rotate'][0][op.magnitude].item() == pytest.approx(0.7 * 30)
-    assert space['ShearX'][0][op.magnitude].item() == pytest.approx(0.7 * 0.3)
+        aug = TRANSFORMS.build(step).randaugment
+    assert aug.num_policies == 4
+    assert [type(t).__name__ for t in aug.transforms] == [
+        'AutoContrast', 'Equalize', 'Invert', 'Rotate', 'Posterize', 'Solarize', 'SolarizeAdd',
+        'ColorTransform', 'Contrast', 'Brightness', 'Sharpness', 'Shear', 'Shear', 'Translate',
+        'Translate']
+    rotate = next(t for t in aug.transforms if type(t).__name__ == 'Rotate')
+    assert (rotate.prob, rotate.random_negative_prob, rotate.pad_val) == (0.5, 0.5, 128)
+    np.random.seed(0)
+    degrees = np.array([rotate.random_magnitude() for _ in range(20000)])
+    assert degrees.mean() == pytest.approx(0.7 * 30, abs=0.05)
+    assert degrees.std() == pytest.approx(0.05 * 30, abs=0.05)
+    assert 0 <= degrees.min() and degrees.max() <= 30
 
 
 def test_seg_dyt_configs_carry_the_relative_position_bias():
@@ -218,6 +230,30 @@ def test_image_recipe_of_the_reference_code():
         cfg = config(f'configs/cls/_base_/datasets/{name}_bs128_rrc-flip.py')
         types = [t.type for t in cfg.train_dataloader.dataset.pipeline]
         assert types[-3:] == ['RandomResizedCrop', 'RandomFlip', 'PackInputs']
+
+
+@pytest.mark.parametrize('name', ['cifar100', 'svhn', 'food101'])
+def test_distill_configs_run_the_reference_image_recipe(name):
+    """The -distill configs (the reference code's recipe): RandomResizedCrop
+    224 + horizontal flip; test resize 256 + centre crop 224; the rest as the
+    paper's config."""
+    cfg = config(f'configs/cls/dyt/dyt-distill-r0.5_vit-b16_{name}.py')
+    paper = config(f'configs/cls/dyt/dyt-r0.5_vit-b16_{name}.py')
+    train = [(t.type, t.get('scale', t.get('prob'))) for t in
+             cfg.train_dataloader.dataset.pipeline if t.type != 'LoadImageFromFile']
+    assert train == [('RandomResizedCrop', 224), ('RandomFlip', 0.5), ('PackInputs', None)]
+    assert cfg.train_dataloader.dataset.pipeline[-2].direction == 'horizontal'
+    for loader in ('val_dataloader', 'test_dataloader'):
+        test = [(t.type, t.get('scale', t.get('crop_size'))) for t in
+                cfg[loader].dataset.pipeline if t.type != 'LoadImageFromFile']
+        assert test == [('ResizeEdge', 256), ('CenterCrop', 224), ('PackInputs', None)]
+        assert cfg[loader] == paper[loader]
+    assert cfg.model.distill == dict(loss_weight=1.0, teacher_weight=1.0)
+    assert paper.model.get('distill') is None
+    cfg.model.pop('distill')
+    assert cfg.model == paper.model
+    assert cfg.optim_wrapper == paper.optim_wrapper and cfg.param_scheduler == paper.param_scheduler
+    assert cfg.train_dataloader.batch_size == paper.train_dataloader.batch_size == 128
 
 
 def test_vtab_table_turns_each_config_to_a_task_and_reports_as_asked():

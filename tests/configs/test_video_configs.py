@@ -67,7 +67,7 @@ def test_config_follows_table8(path):
         assert cfg.train_cfg.max_epochs == 50
         assert num_classes(cfg.model) == 174
         assert transform(train, 'UniformSample')['clip_len'] == 8
-        assert transform(train, 'TorchVisionWrapper')['op'] == 'RandAugment'
+        assert transform(train, 'ClipRandAugment')['magnitude_level'] == 7
         assert not any(t['type'] == 'Flip' for t in train)
         assert transform(test, 'UniformSample')['num_clips'] == 1  # 1 temporal view
         assert transform(test, 'ThreeCrop')['crop_size'] == 224  # 3 spatial views
