@@ -12,6 +12,7 @@ name, through the ``skip`` argument or the comma-separated
 problem each fix solves). See ``docs/compat.md``.
 """
 import ast
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -204,6 +205,64 @@ def fix_checkpoint_safe_globals():
     return True
 
 
+def _list_line(dataset, img_path):
+    """``'ann_file:line'`` of ``img_path`` in the annotation list of an
+    mmpretrain ``CustomDataset`` (``path [label]`` per line), or None (no
+    list, or the path is not in it)."""
+    from mmengine.fileio import get_file_backend, list_from_file
+    from mmpretrain.datasets import CustomDataset
+    if not isinstance(dataset, CustomDataset) or not dataset.ann_file:
+        return None
+    backend = get_file_backend(dataset.img_prefix, enable_singleton=True)
+    for number, line in enumerate(list_from_file(dataset.ann_file), 1):
+        name = line.strip().rsplit(' ', 1)[0] if dataset.with_label else line.strip()
+        if backend.join_path(dataset.img_prefix, name) == img_path:
+            return f'{dataset.ann_file}:{number}'
+    return None
+
+
+def _naming_bad_images(prepare_data):
+    """``prepare_data`` of mmpretrain's ``BaseDataset``, raising a
+    ``ValueError`` that names an empty or undecodable image file and, for a
+    ``CustomDataset`` list, its ``file:line``."""
+
+    @functools.wraps(prepare_data)
+    def wrapper(self, idx):
+        try:
+            return prepare_data(self, idx)
+        except Exception as error:
+            from .datasets.base import image_problem
+            path = self.get_data_info(idx).get('img_path')
+            problem = image_problem(path)
+            if problem is None:
+                raise
+            where = _list_line(self, path)
+            raise ValueError(f'{where + ": " if where else ""}image {path} {problem}') from error
+
+    wrapper.names_bad_images = True
+    return wrapper
+
+
+def fix_mmpretrain_image_errors():
+    """Name the file of an empty or undecodable image in mmpretrain datasets.
+
+    mmpretrain 1.2.0's datasets (``CustomDataset``, ``ImageNet`` ...) load
+    images with mmcv's ``LoadImageFromFile``: an empty file fails inside
+    OpenCV (``!buf.empty()``) without a name, an undecodable one with mmcv's
+    ``assert``. Wrap ``mmpretrain.datasets.BaseDataset.prepare_data`` so
+    that both raise a ``ValueError`` naming the image and, for an annotation
+    list, its ``file:line``; other errors pass unchanged. Return whether it
+    did.
+    """
+    if importlib.util.find_spec('mmpretrain') is None:
+        return False
+    from mmpretrain.datasets import BaseDataset
+    if getattr(BaseDataset.prepare_data, 'names_bad_images', False):
+        return False
+    BaseDataset.prepare_data = _naming_bad_images(BaseDataset.prepare_data)
+    return True
+
+
 class Fix(NamedTuple):
     """A work-around and the upstream versions it targets.
 
@@ -231,6 +290,10 @@ FIXES = {
         {('mmengine', 'mmengine-lite'): '<=0.10.7', ('torch',): '>=2.6'},
         'mmengine calls torch.load without weights_only, which torch >= 2.6 '
         'defaults to True (open-mmlab/mmengine#1655, #1650)'),
+    'mmpretrain_image_errors': Fix(
+        fix_mmpretrain_image_errors, {('mmpretrain',): '>=1.0,<=1.2.0'},
+        "mmpretrain's datasets fail on an empty image inside OpenCV and on an "
+        "undecodable one with mmcv's assert, without the file:line of the list"),
 }
 
 

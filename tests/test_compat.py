@@ -74,6 +74,8 @@ def test_checkpoint_fix_targets(monkeypatch, versions, why_not):
     ('mmcv_ops', dict(mmcv='1.7.2'), False),
     ('mmaction_drn', dict(mmaction2='1.2.0'), True),
     ('mmaction_drn', dict(mmaction2='1.2.1'), False),
+    ('mmpretrain_image_errors', dict(mmpretrain='1.2.0'), True),
+    ('mmpretrain_image_errors', dict(mmpretrain='1.3.0'), False),
 ])
 def test_fix_targets(monkeypatch, name, versions, in_range):
     fake_versions(monkeypatch, **versions)
@@ -83,7 +85,8 @@ def test_fix_targets(monkeypatch, name, versions, in_range):
 def test_newer_versions_are_skipped_and_logged(monkeypatch, caplog):
     monkeypatch.setattr(compat, '_applied', {})
     monkeypatch.setattr(compat, '_skipped', {})
-    fake_versions(monkeypatch, mmcv_lite='2.2.0', mmaction2='1.2.1', mmengine='0.10.8', torch='2.12.1')
+    fake_versions(monkeypatch, mmcv_lite='2.2.0', mmaction2='1.2.1', mmengine='0.10.8', torch='2.12.1',
+                  mmpretrain='1.3.0')
     caplog.set_level(logging.DEBUG, logger='mmdyt')
     compat.apply_compat_fixes()
     compat.apply_compat_fixes()
@@ -91,7 +94,9 @@ def test_newer_versions_are_skipped_and_logged(monkeypatch, caplog):
     assert compat.skipped_fixes() == {
         'mmcv_ops': 'mmcv-lite 2.2.0 is outside the targeted mmcv-lite>=2.0,<2.2',
         'mmaction_drn': 'mmaction2 1.2.1 is outside the targeted mmaction2==1.2.0',
-        'checkpoint_safe_globals': 'mmengine 0.10.8 is outside the targeted mmengine<=0.10.7'}
+        'checkpoint_safe_globals': 'mmengine 0.10.8 is outside the targeted mmengine<=0.10.7',
+        'mmpretrain_image_errors': 'mmpretrain 1.3.0 is outside the targeted '
+                                   'mmpretrain>=1.0,<=1.2.0'}
     assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == 'mmdyt'] == [
         (logging.DEBUG, f'mmdyt compat fix {name} skipped: {why}')
         for name, why in compat.skipped_fixes().items()]
@@ -101,7 +106,8 @@ def test_fix_without_its_problem_is_skipped(monkeypatch):
     monkeypatch.setattr(compat, '_applied', {})
     monkeypatch.setattr(compat, '_skipped', {})
     fake_versions(monkeypatch, mmcv_lite='2.1.0')
-    compat.apply_compat_fixes(skip=['mmaction_drn', 'checkpoint_safe_globals'])
+    compat.apply_compat_fixes(skip=['mmaction_drn', 'checkpoint_safe_globals',
+                                    'mmpretrain_image_errors'])
     assert compat.skipped_fixes() == {'mmcv_ops': 'its upstream problem is absent'}
 
 
@@ -117,7 +123,8 @@ logging.basicConfig(level=logging.DEBUG, format='%(name)s %(levelname)s %(messag
 compat.apply_compat_fixes()
 compat.apply_compat_fixes()
 print(json.dumps(dict(applied=compat.applied_fixes(), skipped=compat.skipped_fixes(),
-                      imported=[m for m in ('mmcv', 'mmaction', 'mmengine', 'torch') if m in sys.modules])))
+                      imported=[m for m in ('mmcv', 'mmaction', 'mmengine', 'mmpretrain', 'torch')
+                                if m in sys.modules])))
 '''
     proc = run_python(code, MMDYT_COMPAT_SKIP='')
     assert proc.returncode == 0, proc.stderr
@@ -126,7 +133,8 @@ print(json.dumps(dict(applied=compat.applied_fixes(), skipped=compat.skipped_fix
 
 def test_out_of_range_fixes_import_nothing():
     proc, report = apply_in_subprocess(
-        {'mmcv-lite': '2.2.0', 'mmaction2': '1.2.1', 'mmengine': '0.11.0', 'torch': '2.12.1'})
+        {'mmcv-lite': '2.2.0', 'mmaction2': '1.2.1', 'mmengine': '0.11.0', 'torch': '2.12.1',
+         'mmpretrain': '1.3.0'})
     assert report['applied'] == {} and set(report['skipped']) == set(compat.FIXES)
     assert report['imported'] == []
     assert 'mmdyt DEBUG mmdyt compat fix checkpoint_safe_globals skipped: mmengine 0.11.0' in proc.stderr
@@ -135,7 +143,8 @@ def test_out_of_range_fixes_import_nothing():
 def test_applied_fixes_report_versions_and_log_once():
     proc, report = apply_in_subprocess()
     version = importlib.metadata.version
-    expected = {'checkpoint_safe_globals': {'mmengine': version('mmengine'), 'torch': version('torch')}}
+    expected = {'checkpoint_safe_globals': {'mmengine': version('mmengine'), 'torch': version('torch')},
+                'mmpretrain_image_errors': {'mmpretrain': version('mmpretrain')}}
     if MMCV_LITE:
         expected['mmcv_ops'] = {'mmcv-lite': version('mmcv-lite')}
     if DRN_MISSING:
@@ -225,6 +234,34 @@ except ImportError as e:
     proc = run_python(with_fix('fix_mmaction_drn', code), MMDYT_COMPAT_SKIP='')
     assert proc.returncode == 0, proc.stderr
     assert 'DRN is unavailable' in proc.stdout and '#2714' in proc.stdout
+
+
+def test_mmpretrain_image_errors_fix_names_the_file_and_line(tmp_path):
+    """Without the fix an empty image in a CustomDataset list fails inside
+    OpenCV without its name; with it the error names the image and the line."""
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'a' / '0.png').write_bytes(b'')
+    (tmp_path / 'list.txt').write_text('a/0.png 0\n')
+    code = f'''
+import mmdyt
+from mmdyt import compat
+from mmpretrain.datasets import CustomDataset
+dataset = CustomDataset(data_prefix={str(tmp_path)!r}, ann_file={str(tmp_path / 'list.txt')!r},
+                        pipeline=[dict(type='LoadImageFromFile')])
+for fix in (None, compat.fix_mmpretrain_image_errors):
+    if fix is not None:
+        assert fix()
+    try:
+        dataset[0]
+    except Exception as e:
+        print(type(e).__name__, e)
+'''
+    proc = run_python(code, MMDYT_COMPAT_SKIP='mmpretrain_image_errors')
+    assert proc.returncode == 0, proc.stderr
+    without, with_fix = [line for line in proc.stdout.splitlines() if line.strip()][-2:]
+    assert str(tmp_path) not in without and '!buf.empty()' in without
+    assert with_fix == (f'ValueError {tmp_path}/list.txt:1: image {tmp_path}/a/0.png '
+                        'is empty (0 bytes)')
 
 
 class Toy(nn.Module):
