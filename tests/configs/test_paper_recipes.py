@@ -210,6 +210,24 @@ def test_ssv2_randaugment_has_the_reference_magnitude():
     assert 0 <= degrees.min() and degrees.max() <= 30
 
 
+def test_video_head_has_the_reference_form_and_the_earlier_one_as_option():
+    """Reference: no residual around the cross-attention, separate k / v
+    LayerNorms; mmdyt's earlier form stays an option for its checkpoints."""
+    pytest.importorskip('mmaction')
+    from mmaction.registry import MODELS
+    head_cfg = config('configs/video/_base_/models/dyt_vit-b16.py').model.cls_head
+    head_cfg.update(in_channels=48, num_heads=3, num_classes=5)
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        head = MODELS.build(head_cfg)
+        earlier = MODELS.build(dict(head_cfg, residual=True, shared_kv_norm=True))
+    attn = head.cross_attn
+    assert (attn.residual, attn.shared_kv_norm) == (False, False)
+    assert {'norm_k.weight', 'norm_v.weight'} <= set(attn.state_dict())
+    assert (earlier.cross_attn.residual, earlier.cross_attn.shared_kv_norm) == (True, True)
+    with pytest.raises(ValueError, match='residual=True, shared_kv_norm=True'):
+        head.load_state_dict(earlier.state_dict())
+
+
 def test_seg_dyt_configs_carry_the_relative_position_bias():
     for name in ('dyt-r0.5_vit-b16_upernet_ade20k-512x512.py',
                  'dyt-r0.5_vit-b16_upernet_coco-stuff164k-512x512.py',

@@ -17,6 +17,11 @@ class CrossAttentionHead(BaseHead):
         num_heads (int): heads of the cross-attention.
         dropout_ratio (float): dropout before the classifier.
         init_std (float): std of the classifier's initial weights.
+        residual (bool): residual around the cross-attention (mmdyt's
+            earlier form; the reference code has none).
+        shared_kv_norm (bool): one LayerNorm for k and v (mmdyt's earlier
+            form; the reference code has separate ones). Checkpoints of the
+            earlier form need ``residual=True, shared_kv_norm=True``.
         average_clips (str | None): 'prob', 'score' or None, how the scores
             of a video's test views are combined (mmaction2 ``BaseHead``).
         **kwargs: other :class:`mmaction.models.heads.BaseHead` arguments
@@ -28,10 +33,12 @@ class CrossAttentionHead(BaseHead):
     """
 
     def __init__(self, num_classes, in_channels, num_heads=12, dropout_ratio=0.0,
-                 init_std=0.02, average_clips='prob', **kwargs):
+                 init_std=0.02, average_clips='prob', residual=False, shared_kv_norm=False,
+                 **kwargs):
         super().__init__(num_classes, in_channels, average_clips=average_clips, **kwargs)
         self.init_std = init_std
-        self.cross_attn = CrossAttentionQuery(in_channels, num_heads)
+        self.cross_attn = CrossAttentionQuery(in_channels, num_heads, residual=residual,
+                                              shared_kv_norm=shared_kv_norm)
         self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.fc_cls = nn.Linear(in_channels, num_classes)
 
