@@ -1,5 +1,5 @@
-"""Issue 15, item 17: benchmark.py and visualize_tokens.py on seg and video
-configs (cls is in test_analysis_tools.py), like with like."""
+"""Issue 15, item 17: benchmark.py (every mode) and visualize_tokens.py on
+seg and video configs (cls is in test_analysis_tools.py), like with like."""
 import re
 import textwrap
 from pathlib import Path
@@ -35,16 +35,36 @@ CONFIGS = {
 }
 
 
-def run_tool(name, argv, capsys):
-    """``tools/analysis_tools/{name}.py``'s ``main(argv)``; what it printed."""
-    train_runs.load_tool(f'analysis_tools/{name}').main([str(a) for a in argv])
+def run_tool(name, argv, capsys, patch=None):
+    """``tools/analysis_tools/{name}.py``'s ``main(argv)``; what it printed.
+    ``patch(module)`` may change the loaded tool first."""
+    tool = train_runs.load_tool(f'analysis_tools/{name}')
+    if patch is not None:
+        patch(tool)
+    tool.main([str(a) for a in argv])
     return capsys.readouterr().out
 
 
-def write_config(tmp_path, task):
-    path = tmp_path / f'tiny_{task}.py'
-    path.write_text(textwrap.dedent(CONFIGS[task]))
+def write_config(tmp_path, task, name=None, adapter_dim=8):
+    path = tmp_path / f'{name or "tiny_" + task}.py'
+    path.write_text(textwrap.dedent(CONFIGS[task]).replace('adapter_dim=8',
+                                                           f'adapter_dim={adapter_dim}'))
     return path
+
+
+class _ListQueue(list):
+    put = list.append
+
+
+def training_in_process(tool):
+    """The training benchmark's workers in this process (a spawned one
+    imports the stack again, seconds per model)."""
+    def run(*args):
+        queue = _ListQueue()
+        tool._training_worker(*args, queue)
+        return queue[0]
+
+    tool._in_subprocess = run
 
 
 @pytest.mark.parametrize('task, model, shape', [
@@ -71,3 +91,70 @@ def test_item17_visualize_tokens(tmp_path, capsys, task):
     assert 'astronaut: activation rate' in out
     assert sorted(p.name for p in out_dir.iterdir()) == ['activation_rates.png',
                                                           'astronaut_layers.png']
+
+
+BASELINES = dict(seg='DyTEncoderDecoder', video='DyTRecognizer3D')
+
+
+@pytest.mark.parametrize('task', ['seg', 'video'])
+def test_item17_benchmark_compare_against_the_dense_task_model(tmp_path, capsys, task):
+    other = write_config(tmp_path, task, name=f'adapter4_{task}', adapter_dim=4)
+    out = run_tool('benchmark', [write_config(tmp_path, task), '--compare', other,
+                                    '--batch-size', '2', '--repeats', '1', '--warmup', '0',
+                                    '--threads', '1', '--force-rate', '0.5'], capsys)
+    model = BASELINES[task]
+    assert f'baseline: the same {model} with a dense backbone' in out
+    rows = dict(re.findall(r'^\| (.+?) \| ([\d.]+) \| [\d.]+ \| [\d.]+ \(spread', out,
+                           re.MULTILINE))
+    assert set(rows) == {f'dense {model} (baseline)', f'tiny_{task}', f'adapter4_{task}'}
+
+
+@pytest.mark.parametrize('task', ['seg', 'video'])
+def test_item17_benchmark_training_against_full_tuning_of_the_task_model(
+        tmp_path, capsys, task):
+    out = run_tool('benchmark', [write_config(tmp_path, task), '--train', '--batch-size', '2',
+                                    '--repeats', '1', '--threads', '1'], capsys,
+                   patch=training_in_process)
+    assert f'baseline: full tuning of the same {BASELINES[task]}' in out
+    trainable = dict(re.findall(r'batch 2: (model|baseline) \((\d+) trainable', out))
+    assert int(trainable['model']) < int(trainable['baseline'])
+    assert re.search(r'step time ratio [\d.]+, peak memory ratio [\d.]+', out)
+
+
+@pytest.mark.parametrize('task, per_sample, frames', [
+    ('seg', 'image', 1), ('video', 'frame, 2 frames per clip', 2)])
+def test_item17_benchmark_kernels_at_the_token_counts_of_the_task(
+        tmp_path, capsys, task, per_sample, frames):
+    out = run_tool('benchmark', [write_config(tmp_path, task), '--kernels', '--batch-size', '1',
+                                    '--repeats', '1', '--warmup', '0', '--threads', '1'],
+                   capsys)
+    tokens = 1 + (32 // 8)**2
+    assert f'{tokens} tokens per {per_sample}, 9 at rate 0.5' in out
+    rows = re.findall(r'^(qkv|proj|fc1\+gelu|fc2) +(\d+) ', out, re.MULTILINE)
+    assert sorted({int(r[1]) for r in rows}) == [9 * frames, tokens * frames]
+
+
+def test_item17_benchmark_compare_refuses_mixed_tasks(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"--compare: configs of different tasks \(\{'tiny_seg': "
+                       r"'segmentation', 'tiny_video': 'video'\}\)"):
+        run_tool('benchmark', [write_config(tmp_path, 'seg'), '--compare',
+                               write_config(tmp_path, 'video'), '--batch-size', '1',
+                               '--repeats', '1'], capsys)
+
+
+@pytest.mark.parametrize('mode', [[], ['--compare']])
+def test_item17_benchmark_early_exit_recognizer_asks_for_a_baseline(tmp_path, capsys, mode):
+    config = tmp_path / 'early_exit_video.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = ['{ROOT}/configs/video/dyn_adapter/dyn-adapter_vit-b16_u8_ssv2.py']
+        model = dict(backbone=dict({ARCH}, img_size=32, patch_size=8, pretrained=None),
+                     num_heads=3, exit_interval=2)
+        '''))
+    if mode:
+        other = tmp_path / 'other_early_exit_video.py'
+        other.write_text(config.read_text())
+        mode = ['--compare', other]
+    name = '--compare' if mode else 'the default mode'
+    with pytest.raises(ValueError, match=rf'{name} on {config} \(video, EarlyExitRecognizer3D\): '
+                       'an early-exit recognizer has no dense recognizer in its config'):
+        run_tool('benchmark', [config, *mode, '--batch-size', '1', '--repeats', '1'], capsys)

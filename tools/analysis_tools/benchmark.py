@@ -29,12 +29,21 @@ the DyT models among them. An early-exit model (Dyn-Adapter) is timed in its
 real dynamic inference at the thresholds of its config (those
 ``calibrate_exits.py`` writes; give ``--checkpoint`` for the first config),
 its exit histogram on the timed batch printed; LoRA / RepAdapter layers are
-merged first, as deployed.
+merged first, as deployed. The configs are all of one task; the baseline is
+that of the default mode for the first config (for seg / video the same
+segmentor / recognizer with a dense backbone), GFLOPs are the backbone's.
+
+Every mode takes classification, segmentation and video configs: video
+inputs are one clip of ``clip_len`` frames per sample, the kernels are timed
+at the frame tokens of a clip. An early-exit recognizer has no dense
+recognizer in its config to compare with: give one as ``--baseline``
+(default mode).
 
 Training (``--train``): seconds per training step and peak memory of the
 model against full fine-tuning of the same ViT (the config with
 ``dispatch=None, adapter_dim=None, freeze_pretrained=False`` unless
-``--baseline`` is given), each in a fresh process.
+``--baseline`` is given; for seg / video the same segmentor / recognizer,
+necks and heads trained on both sides), each in a fresh process.
 
 Example::
 
@@ -131,12 +140,13 @@ def parse_args(argv=None):
     return args
 
 
-def input_shape(args, backbone, cfg=None):
-    """One sample of the model's input: ``--shape``, else (3, H, W) at the
-    backbone's ``img_size``; for a recognizer (1, 3, T, H, W): one clip of the
-    config's ``clip_len`` frames (8 if the test pipeline does not say)."""
-    if args.shape:
-        return tuple(args.shape)
+def input_shape(shape, backbone, cfg=None):
+    """One sample of the model's input: ``shape`` (``--shape``) when given,
+    else (3, H, W) at the backbone's ``img_size``; for a recognizer (1, 3, T,
+    H, W): one clip of the config's ``clip_len`` frames (8 if the test
+    pipeline does not say)."""
+    if shape:
+        return tuple(shape)
     if isinstance(backbone, FrameDyTVisionTransformer):
         pipeline = (cfg or {}).get('test_pipeline') or []
         clip_len = next((step['clip_len'] for step in pipeline if 'clip_len' in step), 8)
@@ -152,17 +162,37 @@ def backbone_inputs(backbone, inputs):
     return inputs
 
 
-def dense_task_model(args, model, device):
+def task_of(model):
+    """'segmentation', 'video' or 'classification'."""
+    if hasattr(model, 'decode_head'):
+        return 'segmentation'
+    if isinstance(find_dyt_backbone(model), FrameDyTVisionTransformer):
+        return 'video'
+    return 'classification'
+
+
+def dense_options(config, cfg_options, dense):
+    """``cfg_options`` plus ``dense`` (e.g. :data:`DENSE_BACKBONE`), the
+    dispatcher losses turned off (the task glue refuses them without
+    dispatchers)."""
+    model_cfg = load_config(config, cfg_options).model
+    losses = {f'model.{k}': None for k in ('rate_loss', 'distill') if k in model_cfg}
+    return {**(cfg_options or {}), **dense, **losses}
+
+
+def dense_task_model(config, cfg_options, model, device, mode='the default mode'):
     """The like-with-like baseline of a segmentor or recognizer: the same
     config with a dense backbone (no dispatchers, no adapters), so necks and
     heads are timed on both sides; None for a classifier (whose baseline is
     mmpretrain's ViT, the head being a single linear layer)."""
-    if not (hasattr(model, 'decode_head') or hasattr(model, 'cls_head')):
+    if task_of(model) == 'classification':
         return None
-    model_cfg = load_config(args.config, args.cfg_options).model
-    losses = {f'model.{k}': None for k in ('rate_loss', 'distill') if k in model_cfg}
-    options = {**(args.cfg_options or {}), **DENSE_BACKBONE, **losses}
-    return build_model(load_config(args.config, options), device=device)
+    if not (hasattr(model, 'decode_head') or hasattr(model, 'cls_head')):
+        raise ValueError(f'{mode} on {config} (video, {type(model).__name__}): an early-exit '
+                         'recognizer has no dense recognizer in its config to compare with; '
+                         'give one as --baseline (default mode)')
+    options = dense_options(config, cfg_options, DENSE_BACKBONE)
+    return build_model(load_config(config, options), device=device)
 
 
 def format_stats(name, stats, batch_size):
@@ -200,7 +230,7 @@ def benchmark_inference(args):
     else:
         if backbone is None:
             raise ValueError(f'{args.config}: no DyTVisionTransformer; give --baseline')
-        baseline = dense_task_model(args, model, device)
+        baseline = dense_task_model(args.config, args.cfg_options, model, device)
         if baseline is None:
             baseline = dense_baseline(backbone).to(device)
             print('baseline: mmpretrain VisionTransformer of the same arch')
@@ -208,7 +238,7 @@ def benchmark_inference(args):
             print(f'baseline: the same {type(baseline).__name__} with a dense backbone '
                   '(dispatch=None, adapter_dim=None)')
     baseline.to(dtype)
-    shape = input_shape(args, backbone, cfg)
+    shape = input_shape(args.shape, backbone, cfg)
     print(f'device {device} ({torch.cuda.get_device_name() if device.type == "cuda" else "cpu"})'
           f', dtype {args.dtype}, threads {torch.get_num_threads()}, input {shape}')
     if args.fuse_cpu:
@@ -254,7 +284,7 @@ def benchmark_comparison(args):
     names = [osp.splitext(osp.basename(config))[0] for config in configs]
     if len(set(names)) != len(names):
         raise ValueError(f'--compare: configs with the same file name: {configs}')
-    models, backbones = {}, {}
+    models, backbones, tasks = {}, {}, {}
     for name, config in zip(names, configs):
         models[name] = build_model(load_config(config, args.cfg_options),
                                    args.checkpoint if config == args.config else None,
@@ -262,15 +292,29 @@ def benchmark_comparison(args):
         backbones[name] = find_dyt_backbone(models[name])
         if backbones[name] is None:
             raise ValueError(f'{config}: --compare needs DyTVisionTransformer backbones')
+        tasks[name] = task_of(models[name])
         merged = merge_petl(models[name])  # LoRA / RepAdapter as deployed
         if merged:
             print(f'{name}: {merged} LoRA / RepAdapter layers merged, as deployed')
+    if len(set(tasks.values())) > 1:
+        raise ValueError(f'--compare: configs of different tasks ({tasks}); compare '
+                         'configs of one task')
     first = backbones[names[0]]
-    baseline = dense_baseline(first).to(device, dtype)
-    shape = input_shape(args, first)
+    dense_model = dense_task_model(args.config, args.cfg_options, models[names[0]], device,
+                                   mode='--compare')
+    if dense_model is None:
+        baseline, label = dense_baseline(first), 'dense ViT (baseline)'
+        dense_backbone = baseline
+    else:
+        baseline, label = dense_model, f'dense {type(dense_model).__name__} (baseline)'
+        dense_backbone = find_dyt_backbone(dense_model)
+        print(f'baseline: the same {type(dense_model).__name__} with a dense backbone '
+              '(dispatch=None, adapter_dim=None)')
+    baseline.to(device, dtype)
+    shape = input_shape(args.shape, first, load_config(args.config, args.cfg_options))
     trainable = {name: sum(p.numel() for p in b.parameters() if p.requires_grad)
                  for name, b in backbones.items()}
-    trainable['baseline'] = sum(p.numel() for p in baseline.parameters())
+    trainable['baseline'] = sum(p.numel() for p in dense_backbone.parameters())
     print(f'device {device}, dtype {args.dtype}, threads {torch.get_num_threads()}, input '
           f'{shape}, {args.repeats} repeats interleaved, load average '
           f'{os.getloadavg()[0]:.1f}')
@@ -283,10 +327,12 @@ def benchmark_comparison(args):
         if args.force_rate is not None:
             for backbone in backbones.values():
                 if backbone.dispatchers():
-                    force_activation_rate(backbone, args.force_rate, inputs)
+                    force_activation_rate(backbone, args.force_rate,
+                                          backbone_inputs(backbone, inputs))
         measured = {name: measure_flops(models[name], inputs) for name in names}
         gflops = {name: m['backbone'] / 1e9 for name, m in measured.items()}
-        gflops['baseline'] = dense_flops(first, inputs).mean().item() / 1e9
+        gflops['baseline'] = (dense_flops(first, inputs).mean().item() if dense_model is None
+                              else measure_flops(dense_model, inputs)['backbone']) / 1e9
         rows = compare_speed(models, baseline, inputs, args.repeats, args.warmup, args.iters)
         sweep[batch_size] = rows
         print(f'\nbatch {batch_size}' + (f', DyT gates forced to rate {args.force_rate}'
@@ -300,15 +346,15 @@ def benchmark_comparison(args):
         print('| method | GFLOPs | trainable params (M) | img/s | ratio |')
         print('| --- | --- | --- | --- | --- |')
         for name, row in rows.items():
-            print(f'| {"dense ViT (baseline)" if name == "baseline" else name} | '
+            print(f'| {label if name == "baseline" else name} | '
                   f'{gflops[name]:.2f} | {trainable[name] / 1e6:.2f} | '
                   f'{row["throughput"]:.2f} (spread {row["spread"] * 100:.0f}%) | '
                   f'{row["ratio"]:.2f} ({row["ratio_min"]:.2f}-{row["ratio_max"]:.2f}) |')
     if len(sweep) > 1:
-        print_sweep(sweep)
+        print_sweep(sweep, label)
 
 
-def print_sweep(sweep):
+def print_sweep(sweep, baseline_label='dense ViT (baseline)'):
     """One table of img/s (ratio to the dense baseline) by batch size."""
     sizes = list(sweep)
     print('\nimg/s by batch size (ratio to the dense baseline)')
@@ -317,7 +363,7 @@ def print_sweep(sweep):
     for name in sweep[sizes[0]]:
         cells = [f'{sweep[b][name]["throughput"]:.1f} ({sweep[b][name]["ratio"]:.2f})'
                  for b in sizes]
-        label = 'dense ViT (baseline)' if name == 'baseline' else name
+        label = baseline_label if name == 'baseline' else name
         print(f'| {label} | ' + ' | '.join(cells) + ' |')
 
 
@@ -327,8 +373,8 @@ def _training_worker(config, cfg_options, batch_size, shape, device, threads, st
     cfg = load_config(config, cfg_options)
     model = build_model(cfg, device=device)
     torch.manual_seed(0)
-    inputs = torch.randn(batch_size, *(shape or (3, ) + tuple(
-        find_dyt_backbone(model).img_size)), device=device)
+    inputs = torch.randn(batch_size, *input_shape(shape, find_dyt_backbone(model), cfg),
+                         device=device)
     result = training_step_cost(model, inputs, steps=steps)
     result['trainable'] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     queue.put(result)
@@ -365,10 +411,12 @@ def benchmark_training(args):
     if args.baseline:
         baseline = (args.baseline, None)
     else:
-        model_cfg = load_config(args.config, args.cfg_options).model
-        # the task glue refuses dispatcher losses without dispatchers
-        losses = {f'model.{k}': None for k in ('rate_loss', 'distill') if k in model_cfg}
-        baseline = (args.config, {**(args.cfg_options or {}), **FULL_TUNING, **losses})
+        model = build_model(load_config(args.config, args.cfg_options))
+        if find_dyt_backbone(model) is None:
+            raise ValueError(f'{args.config}: no DyTVisionTransformer; give --baseline')
+        baseline = (args.config, dense_options(args.config, args.cfg_options, FULL_TUNING))
+        print(f'baseline: full tuning of the same {type(model).__name__} ({task_of(model)}; '
+              'dispatch=None, adapter_dim=None, freeze_pretrained=False)')
     for batch_size in args.batch_size:
         results = {}
         for name, (config, options) in dict(model=(args.config, args.cfg_options),
@@ -388,7 +436,8 @@ def benchmark_training(args):
 
 
 def benchmark_kernels(args):
-    backbone = find_dyt_backbone(build_model(load_config(args.config, args.cfg_options)))
+    cfg = load_config(args.config, args.cfg_options)
+    backbone = find_dyt_backbone(build_model(cfg))
     if backbone is None:
         raise ValueError(f'{args.config}: --kernels needs a DyTVisionTransformer backbone')
     arch = backbone.arch_settings
@@ -396,9 +445,13 @@ def benchmark_kernels(args):
     tokens = backbone.num_fixed_tokens + grid[0] * grid[1]
     rate = 0.5 if args.force_rate is None else args.force_rate
     active = backbone.num_fixed_tokens + round(rate * (tokens - backbone.num_fixed_tokens))
-    counts = sorted({b * n for b in args.batch_size for n in (tokens, active)})
+    # a clip's frames run through the ViT as one batch of images
+    frames = (input_shape(args.shape, backbone, cfg)[2]
+              if isinstance(backbone, FrameDyTVisionTransformer) else 1)
+    counts = sorted({b * frames * n for b in args.batch_size for n in (tokens, active)})
+    per_sample = 'image' if frames == 1 else f'frame, {frames} frames per clip'
     print(f'threads {torch.get_num_threads()}, float32, C={arch["embed_dims"]}, '
-          f'MLP {arch["feedforward_channels"]}, {tokens} tokens per image, '
+          f'MLP {arch["feedforward_channels"]}, {tokens} tokens per {per_sample}, '
           f'{active} at rate {rate}')
     print('layer     tokens  aten ms  oneDNN ms  ratio  aten us/token  --fuse-cpu uses')
     for row in linear_kernel_times(arch['embed_dims'], arch['feedforward_channels'], counts,
