@@ -23,12 +23,20 @@ UTF8_BOM = b'\xef\xbb\xbf'
 
 
 class ClsBaseDataset(BaseDataset):
-    """Base class: a ``classes`` argument, ``get_cat_ids`` and label access.
+    """Base class: a ``classes`` argument, ``get_cat_ids`` and label access,
+    and two selections applied after loading (in :meth:`filter_data`).
 
     Args:
         classes (Sequence[str], optional): Class names; they define
             ``num_classes`` and so the valid label range ``[0, num_classes)``.
             Subclasses pass their default. Overridden by ``metainfo``.
+        class_subset (Sequence[int], optional): Keep only the samples of
+            these labels, relabelled ``0 .. len(class_subset) - 1`` in the
+            given order; ``classes`` shrinks to theirs once the data is
+            loaded (e.g. pretrain on some classes, adapt to the others).
+        few_shot (dict, optional): A VTAB-1K-style split of what is left,
+            ``dict(split=..., num_train=800, num_val=200, seed=0)``; see
+            :func:`few_shot_indices`.
         **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`
             (``pipeline``, ``test_mode``, ``lazy_init``, ``indices`` ...).
     """
@@ -36,6 +44,8 @@ class ClsBaseDataset(BaseDataset):
     def __init__(self,
                  classes: Optional[Sequence[str]] = None,
                  metainfo: Optional[dict] = None,
+                 class_subset: Optional[Sequence[int]] = None,
+                 few_shot: Optional[dict] = None,
                  **kwargs):
         metainfo = dict(metainfo or {})
         if classes is not None and 'classes' not in metainfo:
@@ -43,7 +53,28 @@ class ClsBaseDataset(BaseDataset):
         if 'classes' not in metainfo and 'classes' not in self.METAINFO:
             raise ValueError(f'{type(self).__name__}: no class names given '
                              '(pass `classes=` or `metainfo=dict(classes=)`)')
+        num_classes = len(metainfo.get('classes', self.METAINFO.get('classes', ())))
+        self.class_subset = check_class_subset(class_subset, num_classes, type(self).__name__)
+        self.few_shot = check_few_shot(few_shot, type(self).__name__)
         super().__init__(metainfo=metainfo, **kwargs)
+
+    def filter_data(self) -> List[dict]:
+        """The loaded samples after ``class_subset`` and ``few_shot``."""
+        data_list = super().filter_data()
+        name = type(self).__name__
+        if self.class_subset is not None:
+            new_label = {old: new for new, old in enumerate(self.class_subset)}
+            data_list = [dict(info, gt_label=new_label[info['gt_label']])
+                         for info in data_list if info['gt_label'] in new_label]
+            self._metainfo['classes'] = tuple(self._metainfo['classes'][i]
+                                              for i in self.class_subset)
+            if not data_list:
+                raise ValueError(f'{name}: no sample has a label in class_subset='
+                                 f'{list(self.class_subset)}')
+        if self.few_shot is not None:
+            keep = few_shot_indices(len(data_list), **self.few_shot, where=name)
+            data_list = [data_list[i] for i in keep]
+        return data_list
 
     @property
     def classes(self) -> Tuple[str, ...]:
@@ -234,3 +265,60 @@ def image_sample(img: np.ndarray, label: int) -> dict:
                 gt_label=int(label),
                 img_shape=img.shape[:2],
                 ori_shape=img.shape[:2])
+
+
+FEW_SHOT_SPLITS = ('train', 'val', 'trainval', 'rest')
+
+
+def few_shot_indices(num_samples: int,
+                     split: str,
+                     num_train: int = 800,
+                     num_val: int = 200,
+                     seed: int = 0,
+                     where: str = 'few_shot') -> np.ndarray:
+    """Sorted indices of ``split`` in a VTAB-1K-style split of
+    ``num_samples`` samples: a permutation by ``seed``, of which 'train' is
+    the first ``num_train``, 'val' the next ``num_val``, 'trainval' both and
+    'rest' all the others (a held-out test set for a source without one).
+    The same seed gives disjoint splits."""
+    needed = num_train + num_val + (split == 'rest')
+    if needed > num_samples:
+        raise ValueError(f'{where}: few_shot split {split!r} needs at least {needed} '
+                         f'samples (num_train={num_train}, num_val={num_val}), '
+                         f'the data has {num_samples}')
+    order = np.random.default_rng(seed).permutation(num_samples)
+    start, stop = {'train': (0, num_train), 'val': (num_train, num_train + num_val),
+                   'trainval': (0, num_train + num_val),
+                   'rest': (num_train + num_val, num_samples)}[split]
+    return np.sort(order[start:stop])
+
+
+def check_few_shot(few_shot: Optional[dict], where: str) -> Optional[dict]:
+    """``few_shot`` checked: a dict of :func:`few_shot_indices` arguments."""
+    if few_shot is None:
+        return None
+    allowed = {'split', 'num_train', 'num_val', 'seed'}
+    if not isinstance(few_shot, dict) or not set(few_shot) <= allowed or 'split' not in few_shot:
+        raise ValueError(f'{where}: few_shot must be a dict with `split` and optionally '
+                         f'num_train / num_val / seed, got {few_shot!r}')
+    if few_shot['split'] not in FEW_SHOT_SPLITS:
+        raise ValueError(f"{where}: few_shot split {few_shot['split']!r} not in "
+                         f'{FEW_SHOT_SPLITS}')
+    for key in ('num_train', 'num_val'):
+        value = few_shot.get(key, 0)
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f'{where}: few_shot {key} must be an int >= 0, got {value!r}')
+    return dict(few_shot)
+
+
+def check_class_subset(class_subset: Optional[Sequence[int]], num_classes: int,
+                       where: str) -> Optional[Tuple[int, ...]]:
+    """``class_subset`` as a tuple of distinct labels in ``[0, num_classes)``."""
+    if class_subset is None:
+        return None
+    subset = tuple(class_subset)
+    if not subset or len(set(subset)) != len(subset) or not all(
+            isinstance(c, int) and 0 <= c < num_classes for c in subset):
+        raise ValueError(f'{where}: class_subset must be distinct labels in '
+                         f'[0, {num_classes}), got {list(subset)}')
+    return subset

@@ -13,8 +13,8 @@ the ratio against r=0.
 Example (the demo's Fashion-MNIST ViT, ``python tools/demo.py`` first)::
 
     python tools/analysis_tools/tome_sweep.py \\
-        configs/demo/pretrain_vit-6x96-p4_fashion-mnist.py \\
-        work_dirs/demo/pretrain/epoch_1.pth --r 0 1 2 4 6
+        configs/demo/pretrain_vit-6x96-p4_fashion-mnist-seen5.py \\
+        work_dirs/demo/pretrain/epoch_3.pth --r 0 1 2 4 6
 """
 import argparse
 import copy

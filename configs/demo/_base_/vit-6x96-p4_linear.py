@@ -1,4 +1,4 @@
-# The demo's pretrained ViT (Fashion-MNIST, demo stage 1) as a frozen feature
+# The demo's pretrained ViT (5 Fashion-MNIST classes, demo stage 1) as a frozen feature
 # extractor + linear head: the linear probe, and the root of every demo model.
 model = dict(
     type='DyTImageClassifier',
@@ -13,7 +13,7 @@ model = dict(
         adapter_scale=1.0,
         freeze_pretrained=True,
         out_type='cls_token',
-        pretrained='work_dirs/demo/pretrain/vit-6x96-p4_fashion-mnist.pth'),
+        pretrained='work_dirs/demo/pretrain/vit-6x96-p4_fashion-mnist-seen5.pth'),
     neck=None,
     head=dict(type='LinearClsHead', num_classes=10, in_channels=96,
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))

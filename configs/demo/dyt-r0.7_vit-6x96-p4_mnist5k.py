@@ -1,3 +1,0 @@
-# Demo: DyT (MLP dispatch, r=0.7, adapter d=16) on the Fashion-MNIST ViT (6x96, patch 4), MNIST-5k
-_base_ = ['./dyt-r0.5_vit-6x96-p4_mnist5k.py']
-model = dict(rate_loss=dict(target_rate=0.7))

@@ -1,0 +1,2 @@
+# Demo: linear probe of the Fashion-MNIST ViT (6x96, patch 4) on 5 unseen Fashion-MNIST classes, 1k examples
+_base_ = ['./_base_/adapt_novel-fashion-1k.py']

@@ -1,3 +1,0 @@
-# Demo: LoRA rank 8 on every qkv of the Fashion-MNIST ViT (6x96, patch 4), MNIST-5k
-_base_ = ['./_base_/adapt_mnist5k.py']
-model = dict(backbone=dict(petl=dict(type='lora', rank=8, alpha=8.0, targets=['qkv'])))

@@ -1,0 +1,3 @@
+# Demo: VPT-deep with 5 prompt tokens per layer on the Fashion-MNIST ViT (6x96, patch 4), 5 unseen Fashion-MNIST classes, 1k examples
+_base_ = ['./_base_/adapt_novel-fashion-1k.py']
+model = dict(backbone=dict(num_prompts=5))
