@@ -62,7 +62,9 @@ class DyTRecognizer3D(DyTTaskMixin, Recognizer3D):
 
     def predict(self, inputs, data_samples, **kwargs):
         """Inputs (N, views, C, T, H, W) -> data samples with ``pred_score``,
-        ``dyt_flops`` and ``dyt_rates``."""
+        ``dyt_flops``, ``dyt_rates`` and, in capacity mode, ``dyt_overflow``
+        (active tokens left out per clip, summed over its frames, mean over
+        the views)."""
         predictions, records = self.recorded(super().predict, inputs, data_samples, **kwargs)
         record = records[0]
         num_videos, num_views = inputs.shape[:2]
@@ -72,4 +74,8 @@ class DyTRecognizer3D(DyTTaskMixin, Recognizer3D):
         rates = self.backbone.clip_rates(record)
         if rates is not None:
             rates = rates.view(num_videos, num_views, -1).mean(1)
-        return attach_efficiency(predictions, flops, rates)
+        overflow = None
+        if record.capacity_mode:
+            overflow = record.per_clip(record.overflow_counts()).sum(1)
+            overflow = overflow.view(num_videos, num_views).mean(1)
+        return attach_efficiency(predictions, flops, rates, overflow)

@@ -42,10 +42,14 @@ class DyTEncoderDecoder(DyTTaskMixin, EncoderDecoder):
 
     def predict(self, inputs, data_samples=None):
         """Predictions with ``dyt_flops`` (backbone multiply-adds of each
-        image, summed over its windows) and ``dyt_rates`` in their metainfo."""
+        image, summed over its windows), ``dyt_rates`` and, in capacity mode,
+        ``dyt_overflow`` (active tokens left out, summed over the windows) in
+        their metainfo."""
         results, records = self.recorded(super().predict, inputs, data_samples)
         flops, rates = self.image_efficiency(records)
-        return attach_efficiency(results, flops, rates)
+        overflow = (torch.stack([r.overflow_counts() for r in records]).sum(0)
+                    if any(r.capacity_mode for r in records) else None)
+        return attach_efficiency(results, flops, rates, overflow)
 
     def image_efficiency(self, records):
         """(B,) FLOPs summed over the windows' records and (B,

@@ -174,3 +174,20 @@ def test_self_distillation_through_the_shared_glue():
         build().init_dyt(None, dict(weight=1.0))
     with pytest.raises(ValueError, match='distill needs a backbone with token dispatchers'):
         build(rate_loss=None, dispatch=None).init_dyt(None, dict(loss_weight=1.0))
+
+
+def test_capacity_overflow_per_clip_sums_frames_and_averages_views():
+    import math
+    torch.manual_seed(0)
+    model = build(capacity=0.5, capacity_warning=1.0).eval()
+    with torch.no_grad():
+        for dispatcher in model.backbone.dispatchers():
+            dispatcher.gate.bias.fill_(1e4)  # every token active
+        preds = model.predict(torch.randn(2, 3, 3, 2, 32, 32), samples(2))  # 2 videos x 3 views
+    tokens = 1 + 16
+    per_frame = len(list(model.backbone.dispatchers())) * (tokens - math.ceil(0.5 * tokens))
+    assert [p.metainfo['dyt_overflow'] for p in preds] == [2 * per_frame] * 2
+    model.backbone.capacity = None
+    with torch.no_grad():
+        assert 'dyt_overflow' not in model.predict(torch.randn(1, 1, 3, 2, 32, 32),
+                                                   samples(1))[0].metainfo

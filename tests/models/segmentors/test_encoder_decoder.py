@@ -141,3 +141,25 @@ def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):
                             model.predict(inputs, [s.clone() for s in samples])])
 
     assert_tuned_only_round_trip(build, predict, tmp_path)
+
+
+def test_capacity_overflow_is_summed_over_the_windows(dyt_model):
+    """Every token active, capacity 0.5: each window leaves out N - ceil(N / 2)
+    patch-and-class tokens per dispatcher; an image sums its two windows."""
+    import math
+    dyt_model.test_cfg.mode = 'slide'
+    backbone = dyt_model.dyt_backbone
+    inputs, samples = make_batch()
+    with torch.no_grad():
+        for dispatcher in backbone.dispatchers():
+            dispatcher.gate.bias.fill_(1e4)
+        backbone.capacity, backbone.capacity_warning = 0.5, 1.0
+        try:
+            preds = dyt_model.predict(inputs, samples)
+        finally:
+            backbone.capacity = None
+        dense = dyt_model.predict(inputs, [s.clone() for s in make_batch()[1]])
+    tokens = 1 + (64 // 16) ** 2
+    per_window = len(list(backbone.dispatchers())) * (tokens - math.ceil(0.5 * tokens))
+    assert [p.metainfo['dyt_overflow'] for p in preds] == [2 * per_window] * 2
+    assert 'dyt_overflow' not in dense[0].metainfo
