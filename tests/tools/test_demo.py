@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip('mmpretrain')
+pytest.importorskip('mlxtend')
 
 from dataset_writers import write_idx  # noqa: E402
 from train_runs import load_tool  # noqa: E402
@@ -78,6 +79,17 @@ def test_quick_demo_end_to_end_with_two_seeds(tmp_path, monkeypatch, capsys):
     pngs = [p for p in os.listdir(work_dir / 'tokens') if p.endswith('_layers.png')]
     assert 1 <= len(pngs) <= demo.NUM_TOKEN_IMAGES
 
+    # the cross-domain target reuses the cached pretraining; its files get a suffix
+    mnist = demo.main(['--quick', '--work-dir', str(work_dir), '--target', 'mnist-1k',
+                       '--methods', 'linear', '--seeds', '0'])
+    assert mnist[0]['params'] == 96 * 10 + 10  # a 10-class head
+    out = capsys.readouterr().out
+    assert 'pretraining: cached' in out and '1/1: Linear probe, seed 0' in out
+    assert 'adapted to MNIST' in (work_dir / 'results_mnist-1k.md').read_text()
+    assert (work_dir / 'tradeoff_mnist-1k.png').is_file()
+    run_cfg = (work_dir / 'linear_mnist-1k' / 'seed0' / 'demo_config.py').read_text()
+    assert "type='CSVDigits'" in run_cfg and "split='rest'" in run_cfg
+
     # a second run reuses the pretrained ViT without running tools/train.py
     def no_tool(*args, **kwargs):
         raise AssertionError('pretraining ran again')
@@ -113,3 +125,9 @@ def test_a_failing_run_names_its_log(tmp_path):
     with pytest.raises(SystemExit, match='broken.log'):
         demo.run_tool(args, 'train', [str(tmp_path / 'no_such_config.py')], log)
     assert 'no_such_config.py' in open(log).read()
+
+
+def test_repeated_seeds_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        demo.parse_args(['--seeds', '0', '0'])
+    assert '--seeds must be distinct' in capsys.readouterr().err
