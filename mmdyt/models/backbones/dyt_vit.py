@@ -198,13 +198,12 @@ class Attention(nn.Module):
         """
         qkv = packed.to_padded(self.qkv(tokens))
         q, k, v = self._split_heads(qkv)
-        mask = packed.key_padding
+        mask = packed.key_bias(q.dtype)
         if self.rel_pos_grid is not None:
-            positions = packed.flat_index.new_zeros(packed.batch_size * packed.max_count)
-            positions[packed.padded_index] = packed.flat_index % packed.num_tokens
-            bias = self.position_bias(packed.num_tokens,
-                                      positions.view(packed.batch_size, -1), grid)
-            mask = bias.masked_fill(~mask, float('-inf'))
+            positions = (packed.flat_index % packed.num_tokens).index_select(0,
+                                                                            packed.gather_index)
+            mask = self.position_bias(packed.num_tokens, positions.view(packed.batch_size, -1),
+                                      grid) + mask
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(packed.from_padded(self._merge_heads(out)))
 

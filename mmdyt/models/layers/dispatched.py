@@ -50,8 +50,10 @@ class PackedTokens:
         flat_index (Tensor): (S,) rows of the (B * N, C) view that are active.
         padded_index (Tensor): (S,) rows of a (B * K_max, C) padded view where
             each active token goes, samples packed to the left.
-        key_padding (Tensor): (B, 1, K_max, K_max) bool (expanded), True for
-            real keys.
+        gather_index (Tensor): (B * K_max,) packed row each padded row takes:
+            its token, or for padding the sample's last active token (a key
+            :attr:`key_bias` hides, a query whose output is dropped).
+        key_padding (Tensor): (B, 1, 1, K_max) bool, True for real keys.
     """
 
     def __init__(self, mask, flat_index=None):
@@ -67,15 +69,24 @@ class PackedTokens:
         slot = (mask.cumsum(1) - 1)[mask]
         sample = self.flat_index // mask.shape[1]
         self.padded_index = sample * self.max_count + slot
-        self.key_padding = (torch.arange(self.max_count, device=mask.device) <
-                            counts[:, None])[:, None, None, :].expand(
-                                -1, -1, self.max_count, -1)
+        offsets = counts.cumsum(0) - counts
+        slots = torch.arange(self.max_count, device=mask.device)
+        self.gather_index = torch.minimum(offsets[:, None] + slots,
+                                          (offsets + counts - 1).clamp(min=0)[:, None]).flatten()
+        self.key_padding = (slots < counts[:, None])[:, None, None, :]
+
+    def key_bias(self, dtype):
+        """(B, 1, K_max, K_max) additive attention mask of ``dtype`` (an
+        expanded view, the shape scaled_dot_product_attention traces with):
+        0 for real keys, -inf for padding."""
+        bias = torch.zeros(self.key_padding.shape, dtype=dtype, device=self.key_padding.device)
+        return bias.masked_fill_(~self.key_padding, float('-inf')).expand(
+            -1, -1, self.max_count, -1)
 
     def to_padded(self, tokens):
-        """(S, D) packed tokens -> (B, K_max, D), zero padded."""
-        padded = tokens.new_zeros(self.batch_size * self.max_count, tokens.shape[-1])
-        padded.index_copy_(0, self.padded_index, tokens)
-        return padded.view(self.batch_size, self.max_count, -1)
+        """(S, D) packed tokens -> (B, K_max, D), padding rows copies of real
+        ones (finite where the sample's tokens are)."""
+        return tokens.index_select(0, self.gather_index).view(self.batch_size, self.max_count, -1)
 
     def from_padded(self, padded):
         """(B, K_max, D) -> (S, D) packed tokens."""
@@ -180,7 +191,7 @@ def _skip(x, mask, delta, adapter, pack):
     packed = PackedTokens(mask, index) if pack else None
     out = _add_rows(out, index, delta(_rows(x, index), packed=packed))
     if pack:
-        out.masked_fill_(~torch.isfinite(x).flatten(1).all(1)[:, None, None], float('nan'))
+        out.add_((x * 0).sum((1, 2), keepdim=True))  # 0, or NaN for a NaN / inf token
     return out
 
 
