@@ -203,10 +203,11 @@ def gate_bias_names(model):
     return {d.gate.bias: names[id(d.gate.bias)] for d in backbone.dispatchers()}
 
 
-def _session(onnx_model, threads=None):
+def _session(onnx_model, threads=None, profile_prefix=None):
     """A CPU ONNX Runtime session of ``onnx_model`` (an ``onnx.ModelProto``):
     all graph optimizations, sequential execution, ``threads`` intra-op
-    threads (ORT's default when None) and one inter-op thread."""
+    threads (ORT's default when None) and one inter-op thread; with
+    ``profile_prefix``, ORT's profiling on (``{profile_prefix}_*.json``)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -214,6 +215,9 @@ def _session(onnx_model, threads=None):
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
     return ort.InferenceSession(onnx_model.SerializeToString(), options,
                                 providers=['CPUExecutionProvider'])
 
@@ -226,14 +230,16 @@ class OnnxRuntimeModel(nn.Module):
         onnx_model (onnx.ModelProto): e.g. ``with_gate_biases(onnx.load(path),
             model)``.
         threads (int | None): intra-op threads.
+        profile_prefix (str | None): turn ORT's profiling on, the trace
+            written by ``self.session.end_profiling()``.
 
     Shapes:
         inputs: the preprocessed (B, 3, H, W) batch -> tuple of outputs.
     """
 
-    def __init__(self, onnx_model, threads=None):
+    def __init__(self, onnx_model, threads=None, profile_prefix=None):
         super().__init__()
-        self.session = _session(onnx_model, threads)
+        self.session = _session(onnx_model, threads, profile_prefix)
 
     def forward(self, inputs):
         outputs = self.session.run(None, {'inputs': inputs.cpu().numpy()})
