@@ -307,18 +307,20 @@ def summarize_runs(key, label, runs, params, img_s):
 
 
 def format_table(rows):
-    """Markdown table of the rows (dicts of :func:`summarize_runs`)."""
+    """Markdown table of the rows (dicts of :func:`summarize_runs`): mean ±
+    standard deviation over the seeds of every per-run figure; the trainable
+    parameters and img/s (of the seed-0 model) once."""
     seeds = rows[0]['seeds'] if rows else 0
     lines = [f'| Method | Trainable params | Top-1 test (%), {seeds} seeds | Top-1 val (%) '
              '| Activation rate | GFLOPs / image | img/s (CPU) |',
              '|---|---:|---:|---:|---:|---:|---:|']
     for row in rows:
-        rate = '-' if row['rate'] is None else f'{row["rate"][0]:.3f}'
+        rate = '-' if row['rate'] is None else f'{row["rate"][0]:.3f} ± {row["rate"][1]:.3f}'
         lines.append(
             f'| {row["label"]} | {row["params"] / 1e3:.1f} K | '
             f'{row["top1"][0]:.1f} ± {row["top1"][1]:.1f} | '
             f'{row["val_top1"][0]:.1f} ± {row["val_top1"][1]:.1f} | {rate} | '
-            f'{row["gflops"][0]:.4f} | {row["img_s"]:.0f} |')
+            f'{row["gflops"][0]:.4f} ± {row["gflops"][1]:.4f} | {row["img_s"]:.0f} |')
     return '\n'.join(lines)
 
 

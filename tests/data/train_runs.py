@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import runpy
 import sys
 from pathlib import Path
 
@@ -90,6 +91,17 @@ def load_tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_script(name, argv):
+    """``tools/{name}.py argv`` run as ``__main__`` in this process (its
+    ``sys.argv`` restored after), e.g. ``run_script('deployment/export_onnx', [...])``."""
+    old = sys.argv
+    sys.argv = [f'{name.rsplit("/", 1)[-1]}.py'] + [str(a) for a in argv]
+    try:
+        runpy.run_path(str(ROOT / 'tools' / f'{name}.py'), run_name='__main__')
+    finally:
+        sys.argv = old
 
 
 def train_in_process(config, work_dir, *args):

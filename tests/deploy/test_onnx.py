@@ -2,8 +2,6 @@
 tools/deployment/export_onnx.py): round trips in ONNX Runtime on activation
 patterns and batch sizes unseen at export, the masked and capacity
 fallbacks, and the refusal to trace the skipping path."""
-import runpy
-import sys
 import textwrap
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import torch
 
 from mmdyt.deploy.onnx import SKIPPING_OPS, ExportCheckError, check_onnx, export_onnx
 from tiny_dyt import ARCH, SHAPE, images, tiny_dyt
+from train_runs import run_script
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
@@ -103,13 +102,7 @@ def write_config(tmp_path):
 
 
 def run_tool(argv, capsys):
-    old = sys.argv
-    sys.argv = ['export_onnx.py'] + [str(a) for a in argv]
-    try:
-        runpy.run_path(str(ROOT / 'tools' / 'deployment' / 'export_onnx.py'),
-                       run_name='__main__')
-    finally:
-        sys.argv = old
+    run_script('deployment/export_onnx', argv)
     return capsys.readouterr().out
 
 

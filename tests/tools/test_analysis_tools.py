@@ -1,13 +1,12 @@
 """Command line runs of get_flops.py, benchmark.py and visualize_tokens.py on
 tiny ViTs derived from the real ViT-B/16 classification configs."""
 import re
-import runpy
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from train_runs import run_script
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / 'tools' / 'analysis_tools'
@@ -42,12 +41,7 @@ def write_config(tmp_path, base, data_root=None, name='tiny.py'):
 
 
 def run_tool(name, argv, capsys):
-    old = sys.argv
-    sys.argv = [name] + [str(a) for a in argv]
-    try:
-        runpy.run_path(str(TOOLS / name), run_name='__main__')
-    finally:
-        sys.argv = old
+    run_script('analysis_tools/' + name[:-len('.py')], argv)
     return capsys.readouterr().out
 
 

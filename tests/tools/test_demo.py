@@ -69,6 +69,9 @@ def test_quick_demo_end_to_end_with_two_seeds(tmp_path, monkeypatch, capsys):
     assert 'Top-1 test (%), 2 seeds' in header and 'Top-1 val (%)' in header
     af_line = next(line for line in results.splitlines() if line.startswith('| AdaptFormer'))
     assert f'{adaptformer["top1"][0]:.1f} ± {adaptformer["top1"][1]:.1f}' in af_line
+    dyt_line = next(line for line in results.splitlines() if line.startswith('| DyT r=0.5'))
+    assert f'| {dyt["rate"][0]:.3f} ± {dyt["rate"][1]:.3f} |' in dyt_line
+    assert f'| {dyt["gflops"][0]:.4f} ± {dyt["gflops"][1]:.4f} |' in dyt_line
     assert '- DyT r=0.5 (d=16) vs AdaptFormer (d=16):' in results
     assert 'Total wall time' in results
     saved = json.loads((work_dir / 'results.json').read_text())

@@ -1,12 +1,12 @@
 """tools/analysis_tools/profile_onnx.py: the aggregation of an ONNX Runtime
 profile and a command line run on a tiny layer-dispatch classifier."""
 import re
-import runpy
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from train_runs import run_script
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / 'tools' / 'analysis_tools'
@@ -73,12 +73,7 @@ def write_config(tmp_path, base):
 
 
 def run_tool(argv, capsys):
-    old = sys.argv
-    sys.argv = ['profile_onnx.py'] + [str(a) for a in argv]
-    try:
-        runpy.run_path(str(TOOLS / 'profile_onnx.py'), run_name='__main__')
-    finally:
-        sys.argv = old
+    run_script('analysis_tools/profile_onnx', argv)
     return capsys.readouterr().out
 
 
