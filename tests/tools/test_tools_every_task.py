@@ -118,7 +118,8 @@ def test_item17_benchmark_training_against_full_tuning_of_the_task_model(
     assert f'baseline: full tuning of the same {BASELINES[task]}' in out
     trainable = dict(re.findall(r'batch 2: (model|baseline) \((\d+) trainable', out))
     assert int(trainable['model']) < int(trainable['baseline'])
-    assert re.search(r'step time ratio [\d.]+, peak memory ratio [\d.]+', out)
+    # in this process the RSS high-water mark may predate the baseline's step
+    assert re.search(r'step time ratio [\d.]+, peak memory ratio ([\d.]+|n/a \(no peak)', out)
 
 
 @pytest.mark.parametrize('task, per_sample, frames', [

@@ -430,9 +430,11 @@ def benchmark_training(args):
                   f'{results[name]["peak_bytes"] / 2**20:.0f} MiB')
         time_ratio = (statistics.median(results['model']['times']) /
                       statistics.median(results['baseline']['times']))
-        memory_ratio = results['model']['peak_bytes'] / results['baseline']['peak_bytes']
+        base_peak = results['baseline']['peak_bytes']
+        memory_ratio = (f'{results["model"]["peak_bytes"] / base_peak:.3f}' if base_peak > 0
+                        else 'n/a (no peak above the start measured for the baseline)')
         print(f'batch {batch_size}: step time ratio {time_ratio:.3f}, peak memory ratio '
-              f'{memory_ratio:.3f} (model / baseline)')
+              f'{memory_ratio} (model / baseline)')
 
 
 def benchmark_kernels(args):
