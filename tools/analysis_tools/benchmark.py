@@ -219,6 +219,18 @@ def fuse_both(models):
     return f'kernels: NOT the same on both models ({details})'
 
 
+def default_baseline(config, cfg_options, model, device):
+    """The dense counterpart of the DyT ``model`` and its description: the
+    same segmentor / recognizer with a dense backbone, else mmpretrain's ViT
+    of the same arch."""
+    baseline = dense_task_model(config, cfg_options, model, device)
+    if baseline is None:
+        return (dense_baseline(find_dyt_backbone(model)).to(device),
+                'mmpretrain VisionTransformer of the same arch')
+    return baseline, (f'the same {type(baseline).__name__} with a dense backbone '
+                      '(dispatch=None, adapter_dim=None)')
+
+
 def benchmark_inference(args):
     cfg = load_config(args.config, args.cfg_options)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
@@ -230,13 +242,8 @@ def benchmark_inference(args):
     else:
         if backbone is None:
             raise ValueError(f'{args.config}: no DyTVisionTransformer; give --baseline')
-        baseline = dense_task_model(args.config, args.cfg_options, model, device)
-        if baseline is None:
-            baseline = dense_baseline(backbone).to(device)
-            print('baseline: mmpretrain VisionTransformer of the same arch')
-        else:
-            print(f'baseline: the same {type(baseline).__name__} with a dense backbone '
-                  '(dispatch=None, adapter_dim=None)')
+        baseline, label = default_baseline(args.config, args.cfg_options, model, device)
+        print(f'baseline: {label}')
     baseline.to(dtype)
     shape = input_shape(args.shape, backbone, cfg)
     print(f'device {device} ({torch.cuda.get_device_name() if device.type == "cuda" else "cpu"})'

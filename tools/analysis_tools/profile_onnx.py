@@ -27,10 +27,10 @@ from collections import defaultdict
 
 import mmdyt  # noqa: F401
 import torch
-from benchmark import backbone_inputs, dense_task_model, input_shape
+from benchmark import backbone_inputs, default_baseline, input_shape
 from mmengine.config import DictAction
 
-from mmdyt.analysis import build_model, dense_baseline, force_activation_rate, load_config
+from mmdyt.analysis import build_model, force_activation_rate, load_config
 from mmdyt.deploy.onnx import OnnxRuntimeModel, with_gate_biases
 from mmdyt.deploy.runtime import InferenceRuntime
 from mmdyt.models.task_utils import find_dyt_backbone
@@ -187,8 +187,7 @@ def build_models(config, checkpoint, cfg_options):
     if backbone is None or not backbone.dispatchers():
         raise ValueError(f'{config}: no DyTVisionTransformer backbone with dispatchers; '
                          'profile_onnx.py profiles the skipping path of a DyT model')
-    baseline = dense_task_model(config, cfg_options, model, 'cpu')
-    return cfg, model, dense_baseline(backbone) if baseline is None else baseline, backbone
+    return cfg, model, default_baseline(config, cfg_options, model, 'cpu')[0], backbone
 
 
 def profile(args, work_dir):
