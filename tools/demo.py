@@ -35,6 +35,7 @@ Usage::
 """
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -62,8 +63,9 @@ PRETRAIN_CONFIG = 'pretrain_vit-6x96-p4_fashion-mnist-seen5.py'
 PRETRAINED_NAME = 'vit-6x96-p4_fashion-mnist-seen5.pth'
 # --target: (description, config fragment whose dataloaders and class count
 # replace the method configs' own; None: the configs as they are)
+DEFAULT_TARGET = 'novel-fashion-1k'
 TARGETS = {
-    'novel-fashion-1k': ('the 5 unseen Fashion-MNIST classes (800 train / 200 val / '
+    DEFAULT_TARGET: ('the 5 unseen Fashion-MNIST classes (800 train / 200 val / '
                          '5,000 test images)', None),
     'mnist-1k': ('MNIST, cross-domain (800 train / 200 val / 4,000 test digits)',
                  '_base_/mnist-1k_bs32.py'),
@@ -115,7 +117,7 @@ def parse_args(argv=None):
     parser.add_argument('--methods', nargs='+', choices=[m[0] for m in METHODS],
                         help='adapt with these methods only (default: all, or '
                         f'{", ".join(QUICK_METHODS)} with --quick)')
-    parser.add_argument('--target', default='novel-fashion-1k', choices=list(TARGETS),
+    parser.add_argument('--target', default=DEFAULT_TARGET, choices=list(TARGETS),
                         help='the adaptation task: ' + '; '.join(
                             f'{key}: {text}' for key, (text, _) in TARGETS.items()))
     parser.add_argument('--seeds', nargs='+', type=int, default=list(SEEDS),
@@ -152,8 +154,10 @@ def check_fashion_mnist(root):
                     '--fashion-root FOLDER.') from None
 
 
+@functools.lru_cache(maxsize=None)
 def load_tool(name):
-    """The module ``tools/<name>.py`` (``tools/`` is not a package)."""
+    """The module ``tools/<name>.py`` (``tools/`` is not a package), loaded
+    once."""
     spec = importlib.util.spec_from_file_location(
         f'mmdyt_tool_{osp.basename(name)}', osp.join(REPO, 'tools', name + '.py'))
     module = importlib.util.module_from_spec(spec)
@@ -267,7 +271,7 @@ def adapt(args, key, config, weights, seed):
 
 def target_suffix(args):
     """'' for the default target, '_<target>' for another (its file names)."""
-    return '' if args.target == 'novel-fashion-1k' else f'_{args.target}'
+    return '' if args.target == DEFAULT_TARGET else f'_{args.target}'
 
 
 def read_val_metrics(work_dir):
