@@ -134,3 +134,20 @@ def test_repeated_seeds_are_refused(capsys):
     with pytest.raises(SystemExit):
         demo.parse_args(['--seeds', '0', '0'])
     assert '--seeds must be distinct' in capsys.readouterr().err
+
+
+def test_every_demo_config_builds():
+    from mmdyt.analysis import build_model, count_parameters, load_config
+    for key, _, config in demo.METHODS:
+        cfg = load_config(osp.join(demo.CONFIG_DIR, config))
+        model = build_model(cfg)
+        trainable, total = count_parameters(model)
+        assert model.head.num_classes == 5 and 0 < trainable <= total, key
+        rate = cfg.model.get('rate_loss')
+        if key.startswith('dyt-r') or key in ('dynamic-full', 'dyt-moe'):
+            expected = float(key[len('dyt-r'):]) if key.startswith('dyt-r') else 0.5
+            assert rate.target_rate == expected, key
+        else:
+            assert rate is None, key
+    pretrain = build_model(load_config(osp.join(demo.CONFIG_DIR, demo.PRETRAIN_CONFIG)))
+    assert pretrain.head.num_classes == 5
