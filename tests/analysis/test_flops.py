@@ -62,7 +62,7 @@ def test_dyt_counts_only_active_tokens():
     assert torch.allclose(rates, torch.full_like(rates, 0.5))
     result = measure_flops(model, x)
     active = 1 + (N - 1) // 2  # class token + half the patches, per sample on average
-    adapter_and_gate = 2 * N * C * 8 + (N - 1) * C
+    adapter_and_gate = 2 * N * C * 8 + N * C
     expected = embed_and_norm() + LAYERS * (dense_block(N, active) + adapter_and_gate)
     assert result['total'] == pytest.approx(expected)
     assert result['total'] < embed_and_norm() + LAYERS * dense_block(N)

@@ -281,7 +281,7 @@ def test_vit_b16_flops_match_paper():
     # Only the class token left in the MLPs: the MLP and its LayerNorm
     # (8NC^2 + 5NC per block) of the 196 patch tokens leave.
     mlp = 12 * (8 * 196 * 768**2 + 5 * 196 * 768)
-    gates = 12 * 196 * 768
+    gates = 12 * 197 * 768  # the gate scores every token, the class token too
     assert dyt_flops == adaptformer_flops - mlp + gates
 
 

@@ -81,7 +81,7 @@ def test_get_flops_dyt_random_input_and_rates(tmp_path, capsys):
     flops = float(re.search(r'G per sample \((\d+) multiply-adds', out).group(1))
     # consistent with the rates: the MLP FLOPs scale with the active patches
     mlp_saved = sum((1 - r) * (N - 1) * (2 * C * HIDDEN + 5 * C) for r in rates)
-    extra = LAYERS * (2 * N * C * 64 + (N - 1) * C)  # adapters d=64 and gates
+    extra = LAYERS * (2 * N * C * 64 + N * C)  # adapters d=64 and gates
     assert flops == pytest.approx(dense_flops() - mlp_saved + extra, rel=1e-3)
     assert re.search(r'Params: [\d.]+ M total, 0\.0\d+ M trainable', out)
 
@@ -182,7 +182,7 @@ def test_get_flops_at_a_forced_rate(tmp_path, capsys):
     assert re.findall(r'rate mlp ([\d.]+)', out) == ['0.500'] * LAYERS
     flops = float(re.search(r'G per sample \((\d+) multiply-adds', out).group(1))
     mlp_saved = LAYERS * (N - 1) // 2 * (2 * C * HIDDEN + 5 * C)
-    extra = LAYERS * (2 * N * C * 64 + (N - 1) * C)  # adapters d=64 and gates
+    extra = LAYERS * (2 * N * C * 64 + N * C)  # adapters d=64 and gates
     assert flops == dense_flops() - mlp_saved + extra
 
 

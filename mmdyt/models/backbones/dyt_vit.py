@@ -340,8 +340,6 @@ class DyTBlock(nn.Module):
                  layer_norm_flops(self.norm2, mlp_tokens) + self.mlp.flops(mlp_tokens))
         for part, module in (*self.adapters.items(), *self.dispatchers.items()):
             total = total + module.flops(record.tokens(part))
-        for part in record.capacity:  # capacity mode ranks by the gate once more
-            total = total + self.dispatchers[part].flops(record.tokens(part))
         return total
 
 

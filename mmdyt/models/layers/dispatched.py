@@ -93,18 +93,21 @@ class PackedTokens:
         return padded.reshape(-1, padded.shape[-1]).index_select(0, self.padded_index)
 
 
-def with_adapter(x, adapter):
-    """``x + adapter(x)`` as a new contiguous (B, N, C) tensor. A plain
+def with_adapter(x, adapter, offset=None):
+    """``x + adapter(x) + offset`` as a new contiguous (B, N, C) tensor, the
+    (B, 1, 1) ``offset`` (None = 0) added to each sample's tokens. A plain
     adapter in eval mode is fused into the residual: one ``addmm`` adds its
-    up projection to ``x``."""
+    up projection to ``x``, one add its bias and the offset."""
     if adapter is None:
-        return x.clone()
+        return x.clone() if offset is None else x + offset
     if type(adapter) is not Adapter or adapter.training:
-        return x + adapter(x)
+        out = x + adapter(x)
+        return out if offset is None else out.add_(offset)
     flat = x.reshape(-1, x.shape[-1])
     hidden = F.relu(adapter.down(flat), inplace=True)
-    out = torch.addmm(flat, hidden, adapter.up.weight.t(), alpha=adapter.scale)
-    return out.add_(adapter.up.bias, alpha=adapter.scale).view_as(x)
+    out = torch.addmm(flat, hidden, adapter.up.weight.t(), alpha=adapter.scale).view_as(x)
+    bias = adapter.up.bias * adapter.scale
+    return out.add_(bias if offset is None else bias + offset)
 
 
 def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False,
@@ -139,11 +142,13 @@ def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False
     if dispatcher is None:
         out = x + drop_path(delta(x), drop_path_rate, training)
         return (out + adapter(x) if adapter is not None else out), None
-    mask = dispatcher(x)
-    if skip_inactive and capacity is not None:
-        return _capacity(x, mask, dispatcher, delta, adapter, capacity, capacity_stats), mask
     if skip_inactive:
-        return _skip(x, mask, delta, adapter, pack), mask
+        mask, logits = dispatcher(x, return_logits=True)
+        if capacity is not None:
+            return _capacity(x, mask, logits, dispatcher.num_fixed_tokens, delta, adapter,
+                             capacity, capacity_stats), mask
+        return _skip(x, mask, logits, delta, adapter, pack), mask
+    mask = dispatcher(x)
     update = adapter(x) if adapter is not None else 0
     weight = mask.to(x.dtype)
     out = delta(x, key_mask=weight) * weight[..., None]
@@ -173,7 +178,7 @@ def _add_rows(out, index, values):
     return out
 
 
-def _skip(x, mask, delta, adapter, pack):
+def _skip(x, mask, logits, delta, adapter, pack):
     """Skipping path: every token gets ``x + adapter(x)``, only the active
     ones ``delta`` (run densely, without gather or scatter, when every token
     is active). Under torch.export the number of active tokens is a
@@ -181,18 +186,21 @@ def _skip(x, mask, delta, adapter, pack):
 
     A part that mixes tokens (``pack``) gives NaN to every token of a sample
     holding a NaN / inf token, as the masked path does (an inactive key
-    still enters its softmax, and ``0 * NaN`` is NaN), so the paths agree."""
+    still enters its softmax, and ``0 * NaN`` is NaN), so the paths agree.
+    The (B, N) gate ``logits`` tell: a token's logit is NaN or inf exactly
+    when the token holds one (None: every token is active, nothing to
+    spread)."""
     if torch.jit.is_tracing():
         raise RuntimeError(TRACE_ERROR)
-    out = with_adapter(x, adapter)
     index = mask.flatten().nonzero().squeeze(1)
     if guard_or_false(index.numel() == mask.numel()):
-        return out.add_(delta(x))
+        return with_adapter(x, adapter).add_(delta(x))
+    spread = None
+    if pack and logits is not None:
+        spread = (logits * 0).sum(1).view(-1, 1, 1)  # 0, or NaN for a NaN / inf token
+    out = with_adapter(x, adapter, spread)
     packed = PackedTokens(mask, index) if pack else None
-    out = _add_rows(out, index, delta(_rows(x, index), packed=packed))
-    if pack:
-        out.add_((x * 0).sum((1, 2), keepdim=True))  # 0, or NaN for a NaN / inf token
-    return out
+    return _add_rows(out, index, delta(_rows(x, index), packed=packed))
 
 
 def capacity_tokens(capacity, num_tokens):
@@ -202,18 +210,19 @@ def capacity_tokens(capacity, num_tokens):
     return min(num_tokens, math.ceil(capacity * num_tokens))
 
 
-def _capacity(x, mask, dispatcher, delta, adapter, capacity, stats):
+def _capacity(x, mask, logits, num_fixed, delta, adapter, capacity, stats):
     """Capacity mode, static shapes: each sample's ``k = ceil(capacity * N)``
-    tokens of highest gate logit (fixed tokens first) run ``delta`` in its
-    masked form, the threshold ``mask`` zeroing (and hiding as keys) the
-    inactive ones among them. Equal to :func:`_skip` whenever no sample has
-    more than ``k`` active tokens; the active tokens left out are counted
-    in ``stats['overflow']``."""
+    tokens of highest gate ``logits`` (B, N) (the ``num_fixed`` leading
+    tokens first) run ``delta`` in its masked form, the threshold ``mask``
+    zeroing (and hiding as keys) the inactive ones among them. Equal to
+    :func:`_skip` whenever no sample has more than ``k`` active tokens; the
+    active tokens left out are counted in ``stats['overflow']``."""
     batch_size, num_tokens, dims = x.shape
     k = capacity_tokens(capacity, num_tokens)
-    fixed = dispatcher.num_fixed_tokens
-    logits = dispatcher.gate(x[:, fixed:]).squeeze(-1)
-    scores = torch.cat([logits.new_full((batch_size, fixed), float('inf')), logits], 1)
+    if logits is None:  # every token active: rank them in order
+        logits = -torch.arange(num_tokens, dtype=x.dtype, device=x.device).expand(batch_size, -1)
+    scores = torch.cat([logits.new_full((batch_size, num_fixed), float('inf')),
+                        logits[:, num_fixed:]], 1)
     chosen = scores.topk(k, dim=1).indices
     kept = mask.gather(1, chosen)
     index = (chosen + torch.arange(batch_size, device=x.device)[:, None] * num_tokens).flatten()

@@ -73,21 +73,28 @@ class TokenDispatcher(nn.Module):
             raise ValueError(f'tau must be > 0, got {value}')
         self._tau = float(value)
 
-    def forward(self, x):
+    def forward(self, x, return_logits=False):
+        """(B, N, C) -> (B, N) mask; with ``return_logits`` also the (B, N)
+        gate logits of every token, the fixed ones' included (unused for
+        their mask), or None under ``force_all_active``. The gate runs on
+        all N tokens: slicing off the fixed ones would copy the input."""
         if self.force_all_active:
             ones = x.new_ones(x.shape[:2])
-            return ones if self.training else ones.bool()
+            mask = ones if self.training else ones.bool()
+            return (mask, None) if return_logits else mask
         fixed = self.num_fixed_tokens
-        logits = self.gate(x[:, fixed:]).squeeze(-1)
+        logits = self.gate(x).squeeze(-1)
+        patches = logits[:, fixed:]
         if self.training:
-            mask = straight_through(gumbel_sigmoid(logits, self.tau))
-            return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
-        mask = logits >= 0  # sigmoid(logits) >= 0.5
-        return torch.cat([mask.new_ones(mask.shape[0], fixed), mask], 1)
+            patch_mask = straight_through(gumbel_sigmoid(patches, self.tau))
+        else:
+            patch_mask = patches >= 0  # sigmoid(logits) >= 0.5
+        mask = torch.cat([patch_mask.new_ones(patch_mask.shape[0], fixed), patch_mask], 1)
+        return (mask, logits) if return_logits else mask
 
     def flops(self, num_tokens):
-        """Multiply-adds of the gate on the dispatched tokens of a sample."""
-        return (num_tokens - self.num_fixed_tokens) * self.gate.in_features
+        """Multiply-adds of the gate on the ``num_tokens`` tokens of a sample."""
+        return num_tokens * self.gate.in_features
 
 
 @contextlib.contextmanager

@@ -85,7 +85,7 @@ def test_flops_count_the_fixed_token_number():
     block = model.blocks[0]
     ln = 5 * ARCH['embed_dims']
     expected = (ln * N + block.attn.flops(N) + ln * k + block.mlp.flops(k) +
-                block.adapters['mlp'].flops(N) + 2 * block.dispatchers['mlp'].flops(N))
+                block.adapters['mlp'].flops(N) + block.dispatchers['mlp'].flops(N))
     parts = model.flops_by_part(record)
     assert parts['block0'].tolist() == [expected] * 3 == parts['block1'].tolist()
     model.capacity = None
