@@ -26,11 +26,14 @@ def test_skipping_path_is_one_graph_when_compiled():
                for reason in default['reasons'])
 
 
-def test_compiled_model_follows_each_activation_pattern():
-    model = tiny_dyt('mlp')
+@pytest.mark.parametrize('dispatch', ['mlp', 'attn_mlp'])
+def test_compiled_model_follows_each_activation_pattern(dispatch):
+    """MLP dispatch gathers rows; attn_mlp also packs the attention (inductor
+    lowers its attention on the unbacked K_max)."""
+    model = tiny_dyt(dispatch)
     compiled = CompiledModel(model)
     with torch.no_grad():
-        for batch_size, seed, bias in ((2, 1, 0.0), (3, 2, 1e4), (3, 3, -1e4)):
+        for batch_size, seed, bias in ((2, 1, 0.0), (1, 4, 0.0), (3, 2, 1e4), (3, 3, -1e4)):
             for dispatcher in model.dispatchers():
                 dispatcher.gate.bias.fill_(bias)
             x = images(batch_size, seed)

@@ -47,6 +47,8 @@ class PackedTokens:
 
     Attributes:
         num_tokens (int): N.
+        max_count (int): K_max, the largest per-sample count of active tokens,
+            at least 2.
         flat_index (Tensor): (S,) rows of the (B * N, C) view that are active.
         padded_index (Tensor): (S,) rows of a (B * K_max, C) padded view where
             each active token goes, samples packed to the left.
@@ -59,9 +61,11 @@ class PackedTokens:
     def __init__(self, mask, flat_index=None):
         batch_size = mask.shape[0]
         counts = mask.sum(1)
-        # a data-dependent size under torch.export, >= 1 (fixed tokens are active)
-        self.max_count = counts.max().item()
-        torch._check(self.max_count > 0)
+        # K_max, a data-dependent size under torch.export / dynamo; at least 2
+        # (one padding slot at most), so the compiler knows it is not 1: inductor's
+        # attention lowering cannot decide that of an unbacked size
+        self.max_count = counts.max().clamp(min=2).item()
+        torch._check(self.max_count > 1)
         self.batch_size = batch_size
         self.num_tokens = mask.shape[1]
         self.flat_index = (mask.flatten().nonzero().squeeze(1)
