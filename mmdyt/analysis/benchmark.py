@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..deploy import MIN_MULTIPLY_ADDS, OneDNNLinear, probe_onednn
+from ..models.backbones import FrameDyTVisionTransformer
 from ..models.early_exit import EarlyExitMixin
 from ..models.record import ForwardRecord, record_forwards
 from ..models.task_utils import find_dyt_backbone
@@ -105,6 +106,30 @@ def compare_speed(models, baseline, inputs, repeats=5, warmup=1, iters=1):
                           ratio=statistics.median(ratios), ratio_min=min(ratios),
                           ratio_max=max(ratios))
     return rows
+
+
+def input_shape(shape, backbone, cfg=None):
+    """One sample of the model's input: ``shape`` (e.g. a tool's
+    ``--shape``) when given, else (3, H, W) at the ``backbone``'s
+    ``img_size``; for a recognizer (1, 3, T, H, W): one clip of the config's
+    ``clip_len`` frames (8 if the test pipeline does not say)."""
+    if shape:
+        return tuple(shape)
+    if backbone is None:
+        raise ValueError('no DyT backbone to read the input size from: give the shape')
+    if isinstance(backbone, FrameDyTVisionTransformer):
+        pipeline = (cfg or {}).get('test_pipeline') or []
+        clip_len = next((step['clip_len'] for step in pipeline if 'clip_len' in step), 8)
+        return (1, 3, clip_len) + tuple(backbone.img_size)
+    return (3, ) + tuple(backbone.img_size)
+
+
+def backbone_inputs(backbone, inputs):
+    """The backbone's part of a model input: recognizer inputs (N, crops,
+    C, T, H, W) fold their crops into the batch, as mmaction does."""
+    if isinstance(backbone, FrameDyTVisionTransformer):
+        return inputs.flatten(0, 1)
+    return inputs
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..analysis.benchmark import force_activation_rate
+from ..analysis.benchmark import backbone_inputs, force_activation_rate
 from ..analysis.flops import _TensorForward
 from ..models.record import record_forwards
 from ..models.task_utils import find_dyt_backbone
@@ -283,8 +283,8 @@ def _patterns(model, batch_sizes, shape, generator):
                                                         generator=generator)
         _set_gate_biases(model, original)
         # half of the patch tokens of another batch: moves the biases only
-        force_activation_rate(backbone, 0.5,
-                              torch.randn(batch_sizes[-1], *shape, generator=generator))
+        other = torch.randn(batch_sizes[-1], *shape, generator=generator)
+        force_activation_rate(backbone, 0.5, backbone_inputs(backbone, other))
         yield 'half on', batch_sizes[-1], torch.randn(batch_sizes[-1], *shape,
                                                       generator=generator)
     finally:

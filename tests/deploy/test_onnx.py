@@ -169,3 +169,37 @@ def test_tool_exports_a_segmentor(tmp_path, capsys):
     out = run_tool([config, 'none', '--out', tmp_path / 'seg.onnx', '--dynamic-batch'], capsys)
     assert 'skipping path (tokens selected at run time: NonZero x4' in out
     assert 'check passed' in out
+
+
+def test_tool_exports_a_recognizer(tmp_path, capsys):
+    """Video: the graph takes (B, views, C, T, H, W) clips, one view of the
+    test pipeline's clip_len frames by default, and returns the class scores
+    of every view; the check forces the gates on the frames of the clips."""
+    pytest.importorskip('mmaction')
+    from mmdyt.analysis import build_model, load_config
+    config = tmp_path / 'video.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = ['{ROOT / 'configs/video/dyt/dyt-r0.5_vit-b16_u8_ssv2.py'}']
+        model = dict(
+            backbone=dict(arch=dict(_delete_=True, embed_dims=48, num_layers=2, num_heads=3,
+                                    feedforward_channels=96),
+                          img_size=32, patch_size=8, adapter_dim=8, pretrained=None),
+            cls_head=dict(in_channels=48, num_heads=3))
+        test_pipeline = [dict(type='UniformSample', clip_len=3, num_clips=1, test_mode=True)]
+        '''))
+    model = build_model(load_config(str(config)))
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'video.pth')
+    out = run_tool([config, tmp_path / 'video.pth', '--out', tmp_path / 'video.onnx',
+                    '--dynamic-batch'], capsys)
+    assert 'skipping path (tokens selected at run time: NonZero x2, ScatterND x2)' in out
+    assert 'half on, batch 8' in out and 'check passed' in out
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(tmp_path / 'video.onnx'),
+                                   providers=['CPUExecutionProvider'])
+    assert session.get_inputs()[0].shape[1:] == [1, 3, 3, 32, 32]
+    clips = torch.randn(2, 1, 3, 3, 32, 32)
+    scores = session.run(None, {'inputs': clips.numpy()})[0]
+    with torch.no_grad():
+        expected = model._forward(clips, stage='head')
+    assert scores.shape == (2, 174)
+    torch.testing.assert_close(torch.from_numpy(scores), expected, atol=1e-5, rtol=0)

@@ -69,7 +69,7 @@ from mmengine.config import DictAction
 from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
                             linear_kernel_times, load_config, measure_flops, summarize,
                             time_interleaved, training_step_cost)
-from mmdyt.analysis.benchmark import compare_speed, dense_flops
+from mmdyt.analysis.benchmark import backbone_inputs, compare_speed, dense_flops, input_shape
 from mmdyt.deploy import fuse_for_cpu
 from mmdyt.deploy.runtime import RUNTIMES, InferenceRuntime
 from mmdyt.models.backbones import FrameDyTVisionTransformer
@@ -138,28 +138,6 @@ def parse_args(argv=None):
         args.batch_size = ([16] if not args.compare else
                            [1, 4, 16, 64, 128] if args.device == 'cuda' else [1, 4, 16])
     return args
-
-
-def input_shape(shape, backbone, cfg=None):
-    """One sample of the model's input: ``shape`` (``--shape``) when given,
-    else (3, H, W) at the backbone's ``img_size``; for a recognizer (1, 3, T,
-    H, W): one clip of the config's ``clip_len`` frames (8 if the test
-    pipeline does not say)."""
-    if shape:
-        return tuple(shape)
-    if isinstance(backbone, FrameDyTVisionTransformer):
-        pipeline = (cfg or {}).get('test_pipeline') or []
-        clip_len = next((step['clip_len'] for step in pipeline if 'clip_len' in step), 8)
-        return (1, 3, clip_len) + tuple(backbone.img_size)
-    return (3, ) + tuple(backbone.img_size)
-
-
-def backbone_inputs(backbone, inputs):
-    """The backbone's part of a model input: recognizer inputs (N, crops,
-    C, T, H, W) fold their crops into the batch, as mmaction does."""
-    if isinstance(backbone, FrameDyTVisionTransformer):
-        return inputs.flatten(0, 1)
-    return inputs
 
 
 def task_of(model):

@@ -27,10 +27,11 @@ from collections import defaultdict
 
 import mmdyt  # noqa: F401
 import torch
-from benchmark import backbone_inputs, default_baseline, input_shape
+from benchmark import default_baseline
 from mmengine.config import DictAction
 
 from mmdyt.analysis import build_model, force_activation_rate, load_config
+from mmdyt.analysis.benchmark import backbone_inputs, input_shape
 from mmdyt.deploy.onnx import OnnxRuntimeModel, with_gate_biases
 from mmdyt.deploy.runtime import InferenceRuntime
 from mmdyt.models.task_utils import find_dyt_backbone

@@ -26,6 +26,7 @@ import torch
 from mmengine.config import DictAction
 
 from mmdyt.analysis import build_model, load_config
+from mmdyt.analysis.benchmark import input_shape
 from mmdyt.deploy.onnx import (DEFAULT_OPSET, ExportCheckError, check_onnx,
                                export_onnx)
 from mmdyt.models.task_utils import find_dyt_backbone
@@ -44,7 +45,8 @@ def parse_args(argv=None):
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET)
     parser.add_argument('--shape', type=int, nargs='+',
                         help="one preprocessed sample, C H W (default: 3 and the backbone's "
-                        'img_size)')
+                        "img_size; for a video config views C T H W, default one view of the "
+                        "test pipeline's clip_len frames)")
     parser.add_argument('--masked', action='store_true',
                         help='export the masked path (NOT skipping: every token computed)')
     parser.add_argument('--capacity', type=float,
@@ -70,13 +72,10 @@ def main(argv=None):
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
     model = build_model(cfg, checkpoint)
     backbone = find_dyt_backbone(model)
-    if args.shape:
-        shape = tuple(args.shape)
-    elif backbone is not None:
-        shape = (3, ) + tuple(backbone.img_size)
-    else:
-        raise ValueError(f'{args.config}: no DyT backbone to read the input size from; '
-                         'give --shape')
+    try:
+        shape = input_shape(args.shape, backbone, cfg)
+    except ValueError as error:
+        raise ValueError(f'{args.config}: {error} (--shape)') from None
     batch = 2 if args.dynamic_batch else args.batch_size
     example = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
     report = export_onnx(model, args.out, example, dynamic_batch=args.dynamic_batch,
