@@ -13,9 +13,10 @@ inputs of other batch sizes as trained, and the gates' biases moved so that
 every patch token is active, none is, or half of them (the same biases are
 written into a copy of the ONNX graph's initializers).
 
-The exported graph takes the preprocessed batch (normalized, (B, 3, H, W))
-and returns the model's ``tensor`` output (logits, segmentation logits or
-the backbone's outputs), flattened into a list.
+The exported graph takes the preprocessed batch (normalized, (B, 3, H, W);
+a recognizer's (B, views, 3, T, H, W) clips) and returns the model's
+``tensor`` output (logits, segmentation logits, a recognizer's class scores
+per view or the backbone's outputs), flattened into a list.
 """
 import contextlib
 import copy
@@ -151,7 +152,8 @@ def export_onnx(model, path, example, dynamic_batch=True, opset=DEFAULT_OPSET,
         model (nn.Module): a classifier / segmentor (its ``tensor`` forward)
             or a bare backbone, in eval mode.
         path (str): the ``.onnx`` file to write (weights inside).
-        example (Tensor): a preprocessed batch, (B, 3, H, W), B >= 2 when
+        example (Tensor): a preprocessed batch, (B, 3, H, W) (a recognizer's
+            (B, views, 3, T, H, W)), B >= 2 when
             ``dynamic_batch`` (torch.export specializes sizes 0 and 1).
         dynamic_batch (bool): keep the batch dimension symbolic.
         opset (int): ONNX opset.
@@ -300,7 +302,8 @@ def check_onnx(model, path, shape, batch_sizes=(1, 3, 8), tolerance=1e-4, seed=0
         model (nn.Module): the exported model, eval mode (its gate biases are
             changed during the check and restored).
         path (str): its ``.onnx`` file.
-        shape (tuple): one sample of the input, e.g. (3, 224, 224).
+        shape (tuple): one sample of the input, e.g. (3, 224, 224), or a
+            recognizer's (views, 3, T, H, W).
         batch_sizes (Sequence[int]): batch sizes of the 'as trained' inputs;
             the last one is used for the forced patterns.
         tolerance (float): largest allowed |ORT - PyTorch|.

@@ -5,8 +5,10 @@ The graph selects each dispatcher's active tokens at run time (``NonZero`` /
 sizes); ``--masked`` exports the masked path instead (every token computed,
 labelled as not skipping), ``--capacity C`` capacity mode (a fixed
 ``ceil(C * N)`` tokens per sample, static shapes). The graph's input is the
-preprocessed batch ``inputs`` (B, 3, H, W), its outputs the model's
-``tensor`` outputs (logits for a classifier).
+preprocessed batch ``inputs`` (B, 3, H, W), for a video config the clips
+(B, views, 3, T, H, W); its outputs the model's ``tensor`` outputs (logits
+for a classifier or segmentor, the class scores of every view for a
+recognizer).
 
 After writing the file the tool runs it in ONNX Runtime against PyTorch on
 inputs of several batch sizes and on gate settings that turn every token on,
