@@ -191,9 +191,9 @@ def _skip(x, mask, logits, delta, adapter, pack):
     A part that mixes tokens (``pack``) gives NaN to every token of a sample
     holding a NaN / inf token, as the masked path does (an inactive key
     still enters its softmax, and ``0 * NaN`` is NaN), so the paths agree.
-    The (B, N) gate ``logits`` tell: a token's logit is NaN or inf exactly
-    when the token holds one (None: every token is active, nothing to
-    spread)."""
+    The (B, N) gate ``logits`` tell: a token holding a NaN / inf gets a NaN
+    or inf logit, ``logit * 0`` is NaN then and 0 otherwise (None: every
+    token is active, nothing to spread)."""
     if torch.jit.is_tracing():
         raise RuntimeError(TRACE_ERROR)
     index = mask.flatten().nonzero().squeeze(1)

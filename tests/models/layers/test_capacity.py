@@ -62,6 +62,20 @@ def test_overflow_on_a_constructed_case():
     assert torch.equal(mask[1], computed[1])
 
 
+def test_all_tokens_forced_active_computes_the_first_k():
+    """Under ``force_all_active`` there are no logits to rank by: the first
+    k tokens are computed, the others counted as overflow."""
+    dispatcher = TokenDispatcher(4).eval()
+    dispatcher.force_all_active = True
+    x, stats = torch.randn(2, 9, 4), {}
+    out, mask = dispatched_part(x, lambda t, key_mask=None, packed=None: torch.ones_like(t),
+                                dispatcher, skip_inactive=True, capacity=4 / 9,
+                                capacity_stats=stats)
+    assert mask.all() and stats['tokens'] == 4 and stats['overflow'].tolist() == [5, 5]
+    computed = torch.isclose(out - x, torch.ones(()))[..., 0]
+    assert computed.tolist() == [[True] * 4 + [False] * 5] * 2
+
+
 def test_overflow_is_counted_and_warned_about():
     model, x = tiny_dyt('attn_mlp', capacity=0.5, num_layers=2), images(3)
     with torch.no_grad():
