@@ -197,11 +197,12 @@ def fuse_both(models):
     return f'kernels: NOT the same on both models ({details})'
 
 
-def default_baseline(config, cfg_options, model, device):
+def default_baseline(config, cfg_options, model, device, mode='the default mode'):
     """The dense counterpart of the DyT ``model`` and its description: the
     same segmentor / recognizer with a dense backbone, else mmpretrain's ViT
-    of the same arch."""
-    baseline = dense_task_model(config, cfg_options, model, device)
+    of the same arch. ``mode`` names the benchmark in the error for an
+    early-exit recognizer."""
+    baseline = dense_task_model(config, cfg_options, model, device, mode)
     if baseline is None:
         return (dense_baseline(find_dyt_backbone(model)).to(device),
                 'mmpretrain VisionTransformer of the same arch')
@@ -285,17 +286,16 @@ def benchmark_comparison(args):
         raise ValueError(f'--compare: configs of different tasks ({tasks}); compare '
                          'configs of one task')
     first = backbones[names[0]]
-    dense_model = dense_task_model(args.config, args.cfg_options, models[names[0]], device,
-                                   mode='--compare')
-    if dense_model is None:
-        baseline, label = dense_baseline(first), 'dense ViT (baseline)'
-        dense_backbone = baseline
-    else:
-        baseline, label = dense_model, f'dense {type(dense_model).__name__} (baseline)'
-        dense_backbone = find_dyt_backbone(dense_model)
-        print(f'baseline: the same {type(dense_model).__name__} with a dense backbone '
-              '(dispatch=None, adapter_dim=None)')
+    baseline, description = default_baseline(args.config, args.cfg_options, models[names[0]],
+                                              device, mode='--compare')
     baseline.to(device, dtype)
+    dense_model = None if tasks[names[0]] == 'classification' else baseline
+    if dense_model is None:
+        label, dense_backbone = 'dense ViT (baseline)', baseline
+    else:
+        label = f'dense {type(dense_model).__name__} (baseline)'
+        dense_backbone = find_dyt_backbone(dense_model)
+        print(f'baseline: {description}')
     shape = input_shape(args.shape, first, load_config(args.config, args.cfg_options))
     trainable = {name: sum(p.numel() for p in b.parameters() if p.requires_grad)
                  for name, b in backbones.items()}
