@@ -401,13 +401,17 @@ def one_per_class(labels, num):
 
 
 def images_per_second(models, images, fuse_cpu):
-    """Inference img/s of each model (name -> model) on the same batch and
-    the same kernels (PyTorch's own, or every model through
-    :func:`fuse_for_cpu`), timed in turn so that load changes hit all alike;
-    the skipping path for DyT. Median of 5."""
+    """Inference img/s of each model (name -> model) on the same batch,
+    normalised by the first model's ``data_preprocessor`` (the demo configs
+    share theirs), and the same kernels (PyTorch's own, or every model
+    through :func:`fuse_for_cpu`), timed in turn so that load changes hit
+    all alike; the skipping path for DyT. Median of 5."""
+    first = next(iter(models.values()))
+    with torch.no_grad():
+        batch = first.data_preprocessor(
+            dict(inputs=torch.from_numpy(images).permute(0, 3, 1, 2)), False)['inputs']
     if fuse_cpu:
         models = {name: fuse_for_cpu(model) for name, model in models.items()}
-    batch = (torch.from_numpy(images).permute(0, 3, 1, 2).float() - 127.5) / 127.5
     times = time_interleaved(models, batch, repeats=5, warmup=1)
     return {name: len(batch) / summarize(t)['median'] for name, t in times.items()}
 
