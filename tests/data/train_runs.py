@@ -4,8 +4,8 @@ record (``reliability_plugin.LossRecorderHook``)."""
 import importlib.util
 import json
 import os
-import subprocess
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
