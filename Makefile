@@ -1,4 +1,5 @@
-# `make test`: set up .venv and run the test suite.
+# `make test`: set up .venv, check style (`make lint`), run the test suite.
+# `make lint`: flake8 and isort (settings in setup.cfg) over the Python sources.
 # `make demo`: set up .venv, install the Fashion-MNIST Debian package, run the demo.
 
 PYTHON ?= python3
@@ -9,11 +10,16 @@ STAMP := $(VENV)/.mmdyt-installed
 TORCH := torch==2.12.1 torchvision==0.27.1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+LINT_PATHS := mmdyt tools tests configs setup.py
 
-.PHONY: test demo env
+.PHONY: test lint demo env
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest tests -q
+
+lint: $(STAMP)
+	$(PY) -m flake8 $(LINT_PATHS)
+	$(PY) -m isort --check-only --diff $(LINT_PATHS)
 
 demo: $(STAMP) $(FASHION_MNIST)
 	$(PY) tools/demo.py

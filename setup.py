@@ -1,8 +1,20 @@
+import ast
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
+
+
+def get_version():
+    """``__version__`` of mmdyt/version.py, parsed without importing mmdyt
+    (which needs torch and the toolboxes installed)."""
+    with open(osp.join(HERE, 'mmdyt', 'version.py')) as f:
+        tree = ast.parse(f.read(), 'mmdyt/version.py')
+    for node in tree.body:
+        if (isinstance(node, ast.Assign)
+                and any(getattr(target, 'id', None) == '__version__' for target in node.targets)):
+            return ast.literal_eval(node.value)
+    raise RuntimeError('mmdyt/version.py does not assign __version__')
 
 
 def read_requirements(path):
@@ -12,7 +24,7 @@ def read_requirements(path):
 
 setup(
     name='mmdyt',
-    version='0.1.0',
+    version=get_version(),
     description='Dynamic Tuning (DyT) and Dyn-Adapter for OpenMMLab',
     long_description=open(osp.join(HERE, 'README.md')).read(),
     long_description_content_type='text/markdown',

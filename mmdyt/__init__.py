@@ -10,5 +10,4 @@ from .compat import apply_compat_fixes
 apply_compat_fixes()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
-
-__version__ = '0.1.0'
+from .version import __version__, version_info  # noqa: E402,F401
