@@ -1,5 +1,16 @@
-"""A tiny DyT ViT with non-trivial gates and adapters, and image batches, for
-the tests of the deploy paths (ONNX, torch.compile, capacity mode)."""
+"""The tiny DyT ViT of the tests, and image batches.
+
+* :data:`ARCH`, :func:`tiny_arch`: the arch dict (C=48, 3 heads, MLP 96),
+  e.g. ``tiny_arch(num_layers=3)`` for ``DyTVisionTransformer(arch=...)``,
+  an mmpretrain ``VisionTransformer`` or a config.
+* :func:`tiny_vit_cfg`: the backbone config dict of a tiny ViT on 32x32
+  images with 8x8 patches, for a classifier, recognizer or segmentor config.
+* :func:`tiny_vit`: that backbone built, as constructed (adapters' up
+  projections zero, gates as initialised).
+* :func:`tiny_dyt`: a tiny ViT in eval mode with random gates and adapters
+  (mixed token patterns), for the deploy paths (ONNX, torch.compile,
+  capacity mode).
+"""
 import torch
 
 from mmdyt.models.backbones import DyTVisionTransformer
@@ -8,7 +19,33 @@ from mmdyt.models.backbones import DyTVisionTransformer
 ARCH = dict(embed_dims=48, num_layers=1, num_heads=3, feedforward_channels=96)
 #: 32x32 images, 8x8 patches: 16 patch tokens + the class token.
 SHAPE = (3, 32, 32)
-NUM_TOKENS = 1 + (32 // 8)**2
+IMG_SIZE, PATCH_SIZE = 32, 8
+NUM_TOKENS = 1 + (IMG_SIZE // PATCH_SIZE)**2
+
+
+def tiny_arch(num_layers=1, **overrides):
+    """:data:`ARCH` with ``num_layers`` blocks and ``overrides`` (e.g.
+    ``embed_dims=96, num_heads=6``)."""
+    return dict(ARCH, num_layers=num_layers, **overrides)
+
+
+def tiny_vit_cfg(num_layers=1, **kwargs):
+    """``dict(type='DyTVisionTransformer', arch=tiny_arch(num_layers),
+    img_size=32, patch_size=8)`` updated with ``kwargs`` (any constructor
+    argument, ``type`` and ``arch`` too)."""
+    cfg = dict(type='DyTVisionTransformer', arch=tiny_arch(num_layers), img_size=IMG_SIZE,
+               patch_size=PATCH_SIZE)
+    cfg.update(kwargs)
+    return cfg
+
+
+def tiny_vit(num_layers=1, **kwargs):
+    """``DyTVisionTransformer(**tiny_vit_cfg(num_layers, **kwargs))`` (the
+    constructor's defaults otherwise: ``dispatch='mlp'``, ``adapter_dim=64``,
+    training mode)."""
+    cfg = tiny_vit_cfg(num_layers, **kwargs)
+    assert cfg.pop('type') == 'DyTVisionTransformer', 'tiny_vit builds DyTVisionTransformer only'
+    return DyTVisionTransformer(**cfg)
 
 
 def tiny_dyt(dispatch='mlp', num_experts=1, num_layers=1, **kwargs):
@@ -16,10 +53,8 @@ def tiny_dyt(dispatch='mlp', num_experts=1, num_layers=1, **kwargs):
     and adapter up projections (std 0.1) are random, so that patterns are
     mixed and adapters count."""
     torch.manual_seed(0)
-    model = DyTVisionTransformer(
-        arch=dict(ARCH, num_layers=num_layers),
-        img_size=32, patch_size=8, adapter_dim=8, dispatch=dispatch, num_experts=num_experts,
-        **kwargs).eval()
+    model = tiny_vit(num_layers, adapter_dim=8, dispatch=dispatch, num_experts=num_experts,
+                     **kwargs).eval()
     with torch.no_grad():
         for dispatcher in model.dispatchers():
             dispatcher.gate.weight.normal_(std=0.5)

@@ -1,20 +1,19 @@
+from functools import partial
+
 import numpy as np
 import pytest
+import tiny_dyt
 import torch
+from tiny_dyt import tiny_arch
 
 from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint
 from mmdyt.models.losses import ActivationRateLoss
 from mmdyt.models.record import ForwardRecord
 
-TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+#: The ViT of these tests: the tiny one (C=48, 3 heads) with three blocks.
+TINY = tiny_arch(num_layers=3)
+tiny_vit = partial(tiny_dyt.tiny_vit, num_layers=3)
 VARIANTS = ['mlp', 'attn', 'attn_mlp', 'layer']
-
-
-def tiny_vit(**kwargs):
-    kwargs.setdefault('arch', TINY)
-    kwargs.setdefault('img_size', 32)
-    kwargs.setdefault('patch_size', 8)
-    return DyTVisionTransformer(**kwargs)
 
 
 def run(model, x):
@@ -102,9 +101,7 @@ def test_skipped_tokens_are_not_computed():
 def test_matches_mmpretrain_vit():
     from mmpretrain.models import VisionTransformer
     torch.manual_seed(0)
-    reference = VisionTransformer(arch=dict(embed_dims=48, num_layers=3, num_heads=3,
-                                            feedforward_channels=96),
-                                  img_size=32, patch_size=8, out_type='cls_token')
+    reference = VisionTransformer(arch=TINY, img_size=32, patch_size=8, out_type='cls_token')
     reference.eval()  # mmpretrain's train() returns None
     for param in reference.parameters():
         param.data.normal_(0, 0.1)
@@ -192,7 +189,7 @@ def test_checkpoint_mismatch_names_key_and_shapes(tmp_path):
     model = tiny_vit()
     with pytest.raises(ValueError, match=r'patch_embed\.proj\.weight.*\(48, 3, 4, 4\).*\(48, 3, 8, 8\)'):
         load_vit_checkpoint(model, other_patch.state_dict())
-    deeper = tiny_vit(arch=dict(TINY, num_layers=2), dispatch=None, adapter_dim=None)
+    deeper = tiny_vit(num_layers=2, dispatch=None, adapter_dim=None)
     with pytest.raises(ValueError, match='lacks .* ViT weights'):
         load_vit_checkpoint(model, deeper.state_dict())
     path = tmp_path / 'cut.pth'
@@ -317,7 +314,7 @@ def test_rate_outside_unit_interval(rate):
 
 
 def test_load_state_dict_refuses_other_arch_even_non_strict():
-    wider = tiny_vit(arch=dict(TINY, embed_dims=96))
+    wider = tiny_vit(arch=tiny_arch(num_layers=3, embed_dims=96))
     wrapper = torch.nn.Sequential(tiny_vit())
     with pytest.raises(ValueError, match=r'0\.cls_token has shape \(1, 1, 96\).*\(1, 1, 48\)'):
         wrapper.load_state_dict({f'0.{k}': v for k, v in wider.state_dict().items()},
