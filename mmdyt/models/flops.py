@@ -10,6 +10,7 @@ from the helpers here; a backbone sums its modules' answers over the
 import contextlib
 import contextvars
 
+import torch
 import torch.nn as nn
 
 LN_FLOPS_PER_ELEMENT = 5  # fvcore's count for an affine LayerNorm
@@ -79,3 +80,14 @@ def conv_patch_flops(conv, num_patches):
     """A patch-embedding convolution (kernel = stride) producing
     ``num_patches`` output positions."""
     return num_patches * conv.weight[0].numel() * conv.out_channels
+
+
+def per_sample(value, rows, batch_size):
+    """A per-sample count (int or (b,)) of the batch rows ``rows`` ((b,);
+    None = all) -> (B,) float64 on the CPU, 0 for the other rows (samples
+    that left at an early exit)."""
+    value = torch.as_tensor(value, dtype=torch.float64)
+    if rows is None:
+        return value.expand(batch_size).clone()
+    out = torch.zeros(batch_size, dtype=torch.float64)
+    return out.index_copy_(0, rows.cpu(), value.expand(rows.shape[0]).clone())

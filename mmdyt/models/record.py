@@ -48,6 +48,15 @@ class BlockRecord:
     capacity: Dict[str, int] = field(default_factory=dict)
     overflow: Dict[str, Tensor] = field(default_factory=dict)
 
+    def add_part(self, part, outcome):
+        """Keep what dispatched part ``part`` did: its
+        :class:`~mmdyt.models.layers.PartOutcome` (mask, and in capacity mode
+        the tokens computed and the active ones left out)."""
+        self.masks[part] = outcome.mask
+        if outcome.capacity is not None:
+            self.capacity[part] = outcome.capacity
+            self.overflow[part] = outcome.overflow
+
     def tokens(self, part):
         """Tokens per sample entering ``part``: N unless a token reduction
         changed the count inside the block."""

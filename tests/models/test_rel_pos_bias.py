@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmdyt.models.backbones import DyTVisionTransformer
-from mmdyt.models.backbones.dyt_vit import Attention, relative_position_index
+from mmdyt.models.layers import Attention, relative_position_index
 from mmdyt.models.flops import flops_convention
 from mmdyt.models.record import ForwardRecord
 

@@ -1,13 +1,13 @@
 from .base import DyTBackbone
 from .checkpoint import (convert_state_dict, load_vit_checkpoint, read_checkpoint,
                          upgrade_legacy_keys)
-from .dyt_vit import ARCHS, DISPATCH_TABLE, DyTBlock, DyTVisionTransformer
+from .dyt_vit import ARCHS, DyTBlock, DyTVisionTransformer
 from .dyt_swin import DyTSwinBlock, DyTSwinTransformer
 from .frame_vit import FrameDyTVisionTransformer
 from .swin_checkpoint import convert_swin_state_dict, load_swin_checkpoint
 
 __all__ = [
-    'ARCHS', 'DISPATCH_TABLE', 'DyTBackbone', 'DyTBlock', 'DyTVisionTransformer', 'FrameDyTVisionTransformer',
+    'ARCHS', 'DyTBackbone', 'DyTBlock', 'DyTVisionTransformer', 'FrameDyTVisionTransformer',
     'DyTSwinBlock', 'DyTSwinTransformer', 'convert_swin_state_dict', 'load_swin_checkpoint',
     'convert_state_dict', 'load_vit_checkpoint', 'read_checkpoint', 'upgrade_legacy_keys'
 ]

@@ -52,6 +52,26 @@ class DyTBackbone(BaseModule):
         self.register_load_state_dict_pre_hook(self._check_state_dict)
 
     @staticmethod
+    def parse_arch(arch, archs, aliases, keys, family):
+        """The settings dict of ``arch``: a name of ``archs`` (or of
+        ``aliases``), or a dict with exactly the ``keys``.
+
+        Raises:
+            ValueError: an unknown name, or a dict with missing or unknown
+                keys, naming the ``family`` ('ViT', 'Swin', ...).
+        """
+        if isinstance(arch, str):
+            key = aliases.get(arch.lower(), arch.lower())
+            if key not in archs:
+                raise ValueError(f'{family} arch must be one of {sorted(archs)} or a dict, '
+                                 f'got {arch!r}')
+            return dict(archs[key])
+        if not isinstance(arch, dict) or set(arch) != set(keys):
+            raise ValueError(f'a custom {family} arch must be a dict with keys {sorted(keys)}, '
+                             f'got {arch!r}')
+        return dict(arch)
+
+    @staticmethod
     def check_choices(dispatch, dispatch_choices, out_type, out_types, adapter_dim,
                       dispatch_note=''):
         """Refuse a ``dispatch`` or ``out_type`` outside the backbone's choices,

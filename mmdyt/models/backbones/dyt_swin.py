@@ -27,12 +27,11 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks.transformer import PatchEmbed, PatchMerging
 from mmengine.registry import MODELS
 
-from ..flops import conv_patch_flops, layer_norm_flops, linear_flops
-from ..layers import dispatched_part
+from ..flops import conv_patch_flops, layer_norm_flops, linear_flops, per_sample
+from ..layers import Attention, Mlp, build_parts, dispatched_part
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from .base import DyTBackbone
-from .dyt_vit import Mlp, _per_row, build_parts
 from .swin_checkpoint import load_swin_checkpoint
 
 SWIN_ARCHS = {
@@ -42,6 +41,7 @@ SWIN_ARCHS = {
     'l': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
 }
 SWIN_ARCH_ALIASES = {'tiny': 't', 'small': 's', 'base': 'b', 'large': 'l'}
+SWIN_ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
 SWIN_DISPATCH = ('mlp', None)
 SWIN_OUT_TYPES = ('featmap', 'avg_featmap')
 #: Added to the attention logits of key tokens from another region of a
@@ -49,7 +49,7 @@ SWIN_OUT_TYPES = ('featmap', 'avg_featmap')
 SHIFT_MASK_VALUE = -100.0
 
 
-def relative_position_index(window_size):
+def window_relative_position_index(window_size):
     """(M, M) index into the ((2w - 1) ** 2, heads) bias table for the
     M = w * w tokens of a window (row-major)."""
     coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
@@ -88,9 +88,10 @@ def window_reverse(windows, padded_hw, window_size):
     return x.permute(0, 1, 3, 2, 4, 5).reshape(batch_size, height, width, channels)
 
 
-class WindowAttention(nn.Module):
+class WindowAttention(Attention):
     """Multi-head self-attention within (shifted) windows, with a relative
-    position bias (Swin's W-MSA / SW-MSA).
+    position bias (Swin's W-MSA / SW-MSA): the shared :class:`Attention`
+    on each window, its own bias the window's relative position table.
 
     Args:
         embed_dims (int): C.
@@ -103,35 +104,26 @@ class WindowAttention(nn.Module):
     """
 
     def __init__(self, embed_dims, num_heads, window_size, qkv_bias=True):
-        super().__init__()
-        self.num_heads = num_heads
+        super().__init__(embed_dims, num_heads, qkv_bias)
         self.window_size = window_size
-        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
-        self.proj = nn.Linear(embed_dims, embed_dims)
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window_size - 1)**2, num_heads))
-        self.register_buffer('relative_position_index', relative_position_index(window_size),
-                             persistent=False)
+        self.register_buffer('relative_position_index',
+                             window_relative_position_index(window_size), persistent=False)
 
-    def position_bias(self):
-        """(heads, M, M) relative position bias."""
+    def position_bias(self, num_tokens=None, positions=None, grid=None):
+        """(heads, M, M) relative position bias of a window."""
         return self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
 
     def forward(self, windows, shift_mask=None):
         """``shift_mask`` (num_windows, M, M) additive, for shifted windows."""
-        batch_size, num_windows, num_tokens, channels = windows.shape
-        qkv = self.qkv(windows).view(batch_size, num_windows, num_tokens, 3, self.num_heads, -1)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # (B, nW, heads, M, d)
-        bias = self.position_bias()
-        if shift_mask is not None:
-            bias = bias + shift_mask[:, None]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        return self.proj(out.transpose(2, 3).reshape(batch_size, num_windows, num_tokens, -1))
+        bias = None if shift_mask is None else shift_mask[:, None]
+        return super().forward(windows, bias=bias)
 
     def flops(self, num_tokens):
-        """Multiply-adds for ``num_tokens`` (padded) tokens in windows of M."""
-        return (linear_flops(self.qkv, num_tokens) + linear_flops(self.proj, num_tokens) +
-                2 * num_tokens * self.window_size**2 * self.proj.in_features)
+        """Multiply-adds for ``num_tokens`` (padded) tokens in windows of M,
+        each attending to its window's M keys."""
+        return super().flops(num_tokens, self.window_size**2)
 
 
 class DyTSwinBlock(nn.Module):
@@ -192,16 +184,17 @@ class DyTSwinBlock(nn.Module):
         deltas = {'attn': functools.partial(self._attention_delta, hw_shape=hw_shape),
                   'mlp': self._mlp_delta}
         for part in self.parts:
-            x, mask = dispatched_part(
+            x, outcome = dispatched_part(
                 x, deltas[part], self.dispatchers[part] if part in self.dispatchers else None,
                 self.adapters[part] if part in self.adapters else None,
                 skip_inactive=skip_inactive, training=self.training,
                 drop_path_rate=self.drop_path_rate)
-            if record is not None and mask is not None:
-                record.masks[part] = mask
+            if record is not None and outcome is not None:
+                record.add_part(part, outcome)
         return x
 
-    def _attention_delta(self, tokens, key_mask=None, packed=None, hw_shape=None):
+    def _attention_delta(self, tokens, key_mask=None, packed=None, positions=None,
+                         hw_shape=None):
         """Window attention on the whole (B, H * W, C) map: pad right and
         bottom to whole windows, shift, attend, shift back, crop."""
         batch_size, _, channels = tokens.shape
@@ -219,7 +212,7 @@ class DyTSwinBlock(nn.Module):
             x = torch.roll(x, (shift, shift), (1, 2))
         return x[:, :height, :width].reshape(batch_size, height * width, channels)
 
-    def _mlp_delta(self, tokens, key_mask=None, packed=None):
+    def _mlp_delta(self, tokens, key_mask=None, packed=None, positions=None):
         return self.mlp(self.norm2(tokens))
 
     def flops(self, record, hw_shape):
@@ -287,7 +280,11 @@ class DyTSwinTransformer(DyTBackbone):
                  skip_inactive=True, qkv_bias=True, pretrained=None, petl=None,
                  init_cfg=None):
         super().__init__(pretrained, freeze_pretrained, init_cfg)
-        self.arch_settings = self._parse_arch(arch)
+        self.arch_settings = self.parse_arch(arch, SWIN_ARCHS, SWIN_ARCH_ALIASES, SWIN_ARCH_KEYS,
+                                            'Swin')
+        if len(self.arch_settings['depths']) != len(self.arch_settings['num_heads']):
+            raise ValueError(f'a custom Swin arch needs one num_heads per stage (depths), got '
+                             f'{arch!r}')
         self.check_choices(dispatch, SWIN_DISPATCH, out_type, SWIN_OUT_TYPES, adapter_dim,
                            'DyTSwinTransformer dispatches the MLP of each block: ')
         depths = self.arch_settings['depths']
@@ -331,21 +328,6 @@ class DyTSwinTransformer(DyTBackbone):
             apply_petl(self, petl)
         self._set_trainable()
 
-    @staticmethod
-    def _parse_arch(arch):
-        if isinstance(arch, str):
-            key = SWIN_ARCH_ALIASES.get(arch.lower(), arch.lower())
-            if key not in SWIN_ARCHS:
-                raise ValueError(f'Swin arch must be one of {sorted(SWIN_ARCHS)} or a dict, '
-                                 f'got {arch!r}')
-            return dict(SWIN_ARCHS[key])
-        required = {'embed_dims', 'depths', 'num_heads'}
-        if not isinstance(arch, dict) or set(arch) != required \
-                or len(arch['depths']) != len(arch['num_heads']):
-            raise ValueError(f'a custom Swin arch must be a dict with keys {sorted(required)} '
-                             f'(depths and num_heads per stage), got {arch!r}')
-        return dict(arch)
-
     @property
     def blocks(self):
         """Every block of every stage, in order (global block index)."""
@@ -383,14 +365,14 @@ class DyTSwinTransformer(DyTBackbone):
         batch_size = record.batch_size
         stop = self.num_layers if stop is None else stop
         embed = self.patch_embed
-        parts = {'patch_embed': _per_row(
+        parts = {'patch_embed': per_sample(
             conv_patch_flops(embed.projection, record.num_patches) +
             layer_norm_flops(embed.norm, record.num_patches), None, batch_size)}
         shapes = self.stage_shapes(record.grid)
         stage_of = [s for s, stage in enumerate(self.stages) for _ in stage.blocks]
         for block_record in record.blocks:
             if block_record.index < stop:
-                parts[f'block{block_record.index}'] = _per_row(
+                parts[f'block{block_record.index}'] = per_sample(
                     self.blocks[block_record.index].flops(
                         block_record, shapes[stage_of[block_record.index]]),
                     block_record.rows, batch_size)
@@ -402,11 +384,11 @@ class DyTSwinTransformer(DyTBackbone):
                 continue
             tokens = shapes[s][0] * shapes[s][1]
             if s in self.out_indices:
-                parts[f'norm{s}'] = _per_row(
+                parts[f'norm{s}'] = per_sample(
                     layer_norm_flops(getattr(self, f'norm{s}'), tokens), None, batch_size)
             if stage.downsample is not None:
                 merged = shapes[s + 1][0] * shapes[s + 1][1]
-                parts[f'downsample{s}'] = _per_row(
+                parts[f'downsample{s}'] = per_sample(
                     layer_norm_flops(stage.downsample.norm, merged) +
                     linear_flops(stage.downsample.reduction, merged), None, batch_size)
         return parts

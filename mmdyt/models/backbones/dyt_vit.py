@@ -29,10 +29,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from ..flops import (attention_bias_flops, attention_matmul_flops, conv_patch_flops,
-                     layer_norm_flops, linear_flops)
-from ..layers import (TokenDispatcher, build_adapter, capacity_tokens, dispatched_part, drop_path,
-                      resize_pos_embed)
+from ..flops import conv_patch_flops, layer_norm_flops, per_sample
+from ..layers import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, Attention, Mlp, build_parts,
+                      capacity_tokens, dispatched_part, drop_path, resize_pos_embed)
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from ..token_reduction import build_token_reduction
@@ -47,190 +46,8 @@ ARCHS = {
 }
 ARCH_ALIASES = {'tiny': 't', 'small': 's', 'base': 'b', 'large': 'l',
                 'deit-tiny': 't', 'deit-small': 's'}
+ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
 OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw')
-
-#: Dispatch variant -> the parts of a block, in order, each
-#: ``(name, has_adapter, has_dispatcher)``. 'attn' is the attention
-#: sub-layer, 'mlp' the MLP (also AdaptFormer's adapter place), 'layer' both.
-DISPATCH_TABLE = {
-    'mlp': (('attn', False, False), ('mlp', True, True)),
-    'attn': (('attn', True, True), ('mlp', False, False)),
-    'attn_mlp': (('attn', True, True), ('mlp', True, True)),
-    'layer': (('layer', True, True), ),
-    None: (('attn', False, False), ('mlp', True, False)),
-}
-
-
-def relative_position_index(grid, table_grid=None):
-    """(1 + h * w, 1 + h * w) index into a BEiT-style relative position
-    bias table of ``(2H - 1) * (2W - 1) + 3`` rows, built for the
-    ``table_grid`` (H, W) (default ``grid``), for a class token followed by an
-    (h, w) patch grid (row-major): one row per patch offset, then
-    class-to-patch, patch-to-class and class-to-class. Offsets beyond the
-    table's (a larger grid) share its outermost rows."""
-    h, w = grid
-    table_h, table_w = grid if table_grid is None else table_grid
-    coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w),
-                                        indexing='ij')).flatten(1)
-    offsets = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
-    dy = offsets[..., 0].clamp(1 - table_h, table_h - 1)
-    dx = offsets[..., 1].clamp(1 - table_w, table_w - 1)
-    num_offsets = (2 * table_h - 1) * (2 * table_w - 1)
-    index = torch.empty(1 + h * w, 1 + h * w, dtype=torch.long)
-    index[1:, 1:] = (dy + table_h - 1) * (2 * table_w - 1) + dx + table_w - 1
-    index[0, :] = num_offsets
-    index[:, 0] = num_offsets + 1
-    index[0, 0] = num_offsets + 2
-    return index
-
-
-def build_parts(dispatch, embed_dims, adapter_dim, num_experts=1, adapter_scale=1.0,
-                adapter_dropout=0.1, num_fixed_tokens=1, tau=5.0):
-    """A block's parts of :data:`DISPATCH_TABLE` for ``dispatch``: their names
-    (tuple), and ``nn.ModuleDict`` s of their adapters (none when
-    ``adapter_dim`` is None) and dispatchers, keyed by part."""
-    parts = DISPATCH_TABLE[dispatch]
-    adapters = nn.ModuleDict({
-        name: build_adapter(embed_dims, adapter_dim, num_experts, adapter_scale,
-                            adapter_dropout)
-        for name, adapted, _ in parts if adapted
-    } if adapter_dim is not None else {})
-    dispatchers = nn.ModuleDict({
-        name: TokenDispatcher(embed_dims, num_fixed_tokens, tau)
-        for name, _, dispatched in parts if dispatched
-    })
-    return tuple(name for name, _, _ in parts), adapters, dispatchers
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention, optionally with a trainable relative
-    position bias added to the logits (BEiT-style, zero-initialised: the
-    reference DyT code's segmentation ViT).
-
-    Args:
-        embed_dims (int): C.
-        num_heads (int): heads.
-        qkv_bias (bool): bias of the qkv projection.
-        rel_pos_grid (tuple[int, int] | None): (h, w) patch grid the
-            relative position bias table is built for (a class token, then
-            h * w patches); None = no bias. Inputs of another grid index the
-            same table (:func:`relative_position_index`).
-
-    Shapes:
-        x: (B, N, C) -> (B, N, C)
-    """
-
-    def __init__(self, embed_dims, num_heads, qkv_bias=True, rel_pos_grid=None):
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
-        self.proj = nn.Linear(embed_dims, embed_dims)
-        self.rel_pos_grid = None if rel_pos_grid is None else tuple(rel_pos_grid)
-        if self.rel_pos_grid is not None:
-            h, w = self.rel_pos_grid
-            self.rel_pos_table = nn.Parameter(torch.zeros((2 * h - 1) * (2 * w - 1) + 3,
-                                                          num_heads))
-            self.register_buffer('rel_pos_index', relative_position_index(self.rel_pos_grid),
-                                 persistent=False)
-
-    def _split_heads(self, qkv):
-        batch_size, num_tokens, channels = qkv.shape
-        return qkv.reshape(batch_size, num_tokens, 3, self.num_heads,
-                           channels // (3 * self.num_heads)).permute(2, 0, 3, 1, 4).unbind(0)
-
-    def _merge_heads(self, x):
-        return x.transpose(1, 2).flatten(2)
-
-    def position_bias(self, num_tokens, positions=None, grid=None):
-        """The relative position bias, or None without one.
-
-        Args:
-            num_tokens (int): N of the full sequence, 1 + h * w.
-            positions (Tensor | None): (B, K) token positions of packed
-                samples; None = every token in order.
-            grid (tuple[int, int] | None): (h, w) patch grid of the input;
-                None = the table's.
-
-        Returns:
-            Tensor | None: (heads, N, N), or (B, heads, K, K) for
-            ``positions``.
-        """
-        if self.rel_pos_grid is None:
-            return None
-        h, w = self.rel_pos_grid if grid is None else tuple(grid)
-        if num_tokens != 1 + h * w:
-            raise ValueError(f'the relative position bias needs a class token and the '
-                             f'{h}x{w} patch grid ({1 + h * w} tokens), got {num_tokens} '
-                             'tokens: pass the grid of the input')
-        index = self.rel_pos_index if (h, w) == self.rel_pos_grid else \
-            relative_position_index((h, w), self.rel_pos_grid).to(self.rel_pos_index.device)
-        if positions is not None:
-            index = index[positions[:, :, None], positions[:, None, :]]
-        return self.rel_pos_table[index].movedim(-1, -3)
-
-    def forward(self, x, key_mask=None, grid=None):
-        """``key_mask`` (B, N) float in [0, 1] (1 = key kept) removes keys from
-        the softmax by renormalising the probabilities, which stays
-        differentiable with respect to a straight-through mask; ``grid`` the
-        input's patch grid for the relative position bias."""
-        q, k, v = self._split_heads(self.qkv(x))
-        bias = self.position_bias(x.shape[1], grid=grid)
-        if key_mask is None:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        else:
-            logits = q @ k.transpose(-2, -1) * q.shape[-1]**-0.5
-            probs = (logits if bias is None else logits + bias).softmax(-1)
-            probs = probs * key_mask[:, None, None, :]
-            out = probs / probs.sum(-1, keepdim=True) @ v
-        return self.proj(self._merge_heads(out))
-
-    def forward_packed(self, tokens, packed, grid=None):
-        """Attention among each sample's active tokens only (the relative
-        position bias gathered at their positions).
-
-        Args:
-            tokens (Tensor): (S, C) active tokens of the whole batch.
-            packed (PackedTokens): where they come from.
-            grid (tuple[int, int] | None): the input's patch grid.
-
-        Returns:
-            Tensor: (S, C)
-        """
-        qkv = packed.to_padded(self.qkv(tokens))
-        q, k, v = self._split_heads(qkv)
-        mask = packed.key_bias(q.dtype)
-        if self.rel_pos_grid is not None:
-            positions = (packed.flat_index % packed.num_tokens).index_select(0,
-                                                                            packed.gather_index)
-            mask = self.position_bias(packed.num_tokens, positions.view(packed.batch_size, -1),
-                                      grid) + mask
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(packed.from_padded(self._merge_heads(out)))
-
-    def flops(self, num_tokens):
-        """Multiply-adds for ``num_tokens`` tokens attending to each other
-        (with the relative position bias, its adds to the logits)."""
-        total = (linear_flops(self.qkv, num_tokens) + linear_flops(self.proj, num_tokens) +
-                 attention_matmul_flops(num_tokens, num_tokens, self.proj.in_features))
-        if self.rel_pos_grid is not None:
-            total = total + attention_bias_flops(num_tokens, num_tokens, self.num_heads)
-        return total
-
-
-class Mlp(nn.Module):
-    """fc1 -> GELU -> fc2. Shapes: (..., C) -> (..., C)."""
-
-    def __init__(self, embed_dims, hidden_dims):
-        super().__init__()
-        self.fc1 = nn.Linear(embed_dims, hidden_dims)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dims, embed_dims)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
-
-    def flops(self, num_tokens):
-        return linear_flops(self.fc1, num_tokens) + linear_flops(self.fc2, num_tokens)
 
 
 class DyTBlock(nn.Module):
@@ -258,75 +75,70 @@ class DyTBlock(nn.Module):
         x: (B, N, C) -> (B, N, C); the masks go to the ``record`` passed.
     """
 
-    #: Part -> (method computing its update, whether it mixes tokens). The
-    #: layer part applies stochastic depth inside its update.
-    PART_DELTAS = {'attn': ('_attention_delta', True), 'mlp': ('_mlp_delta', False),
-                   'layer': ('_layer_delta', True)}
+    #: Part -> the method computing its update. The layer part applies
+    #: stochastic depth inside its update.
+    PART_DELTAS = {'attn': '_attention_delta', 'mlp': '_mlp_delta', 'layer': '_layer_delta'}
 
     def __init__(self, embed_dims, num_heads, feedforward_channels, *, dispatch='mlp',
                  adapter_dim=64, adapter_scale=1.0, adapter_dropout=0.1, num_experts=1,
                  num_fixed_tokens=1, tau=5.0, drop_path_rate=0.0, qkv_bias=True,
                  rel_pos_grid=None):
         super().__init__()
-        if dispatch not in DISPATCH_TABLE:
-            raise ValueError(f'dispatch must be one of {tuple(DISPATCH_TABLE)}, got {dispatch!r}')
         self.dispatch = dispatch
         self.drop_path_rate = drop_path_rate
+        self.parts, self.adapters, self.dispatchers = build_parts(
+            dispatch, embed_dims, adapter_dim, num_experts, adapter_scale, adapter_dropout,
+            num_fixed_tokens, tau)
         self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.attn = Attention(embed_dims, num_heads, qkv_bias, rel_pos_grid)
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.mlp = Mlp(embed_dims, feedforward_channels)
-        self.parts, self.adapters, self.dispatchers = build_parts(
-            dispatch, embed_dims, adapter_dim, num_experts, adapter_scale, adapter_dropout,
-            num_fixed_tokens, tau)
 
     def forward(self, x, skip_inactive=False, record=None, reduction=None, capacity=None,
                 grid=None):
-        """(B, N, C) -> (B, N', C); each dispatched part's (B, N) mask goes to
-        ``record.masks`` (a :class:`BlockRecord`) when given, with the
-        capacity mode's counts (``capacity``, with ``skip_inactive``). ``reduction``
-        (a token reduction's :class:`~mmdyt.models.token_reduction.BlockHook`)
-        may shorten the sequence before the block and after each part.
-        ``grid``: the input's patch grid, for a relative position bias."""
+        """(B, N, C) -> (B, N', C); what each dispatched part did (its (B, N)
+        mask, capacity mode's counts) goes to ``record`` (a
+        :class:`BlockRecord`) when given. ``reduction`` (a token reduction's
+        :class:`~mmdyt.models.token_reduction.BlockHook`) may shorten the
+        sequence before the block and after each part. ``grid``: the input's
+        patch grid, for a relative position bias."""
         x = x if reduction is None else reduction.enter(x)
         for part in self.parts:
-            delta, pack = self.PART_DELTAS[part]
-            delta, stats = getattr(self, delta), {}
+            delta = getattr(self, self.PART_DELTAS[part])
             if grid is not None and part != 'mlp':
                 delta = functools.partial(delta, grid=grid)
-            x, mask = dispatched_part(
+            x, outcome = dispatched_part(
                 x, delta if reduction is None else reduction.delta(part, delta),
                 self.dispatchers[part] if part in self.dispatchers else None,
                 self.adapters[part] if part in self.adapters else None,
-                skip_inactive=skip_inactive, pack=pack, training=self.training,
+                skip_inactive=skip_inactive, pack=part in TOKEN_MIXING_PARTS,
+                training=self.training,
                 drop_path_rate=0.0 if part == 'layer' else self.drop_path_rate,
-                capacity=capacity, capacity_stats=stats)
-            if record is not None and mask is not None:
-                record.masks[part] = mask
-                if stats:
-                    record.capacity[part], record.overflow[part] = stats['tokens'], \
-                        stats['overflow']
+                capacity=capacity)
+            if record is not None and outcome is not None:
+                record.add_part(part, outcome)
             x = x if reduction is None else reduction.after(part, x)
         return x
 
-    def _attention_delta(self, tokens, key_mask=None, packed=None, grid=None):
+    def _attention_delta(self, tokens, key_mask=None, packed=None, positions=None, grid=None):
         if packed is not None:
             return self.attn.forward_packed(self.norm1(tokens), packed, grid)
-        return self.attn(self.norm1(tokens), key_mask=key_mask, grid=grid)
+        return self.attn(self.norm1(tokens), key_mask=key_mask, grid=grid, positions=positions)
 
-    def _mlp_delta(self, tokens, key_mask=None, packed=None):
+    def _mlp_delta(self, tokens, key_mask=None, packed=None, positions=None):
         return self.mlp(self.norm2(tokens))
 
-    def _layer_delta(self, tokens, key_mask=None, packed=None, grid=None):
+    def _layer_delta(self, tokens, key_mask=None, packed=None, positions=None, grid=None):
         """The whole layer's update; the masked path (``key_mask`` given)
         applies stochastic depth to each sub-layer, as the dense block does."""
         if key_mask is not None:
-            y = tokens + drop_path(self.attn(self.norm1(tokens), key_mask=key_mask, grid=grid),
+            y = tokens + drop_path(self._attention_delta(tokens, key_mask, positions=positions,
+                                                         grid=grid),
                                    self.drop_path_rate, self.training)
-            y = y + drop_path(self.mlp(self.norm2(y)), self.drop_path_rate, self.training)
+            y = y + drop_path(self._mlp_delta(y), self.drop_path_rate, self.training)
             return y - tokens
         attn = self._attention_delta(tokens, packed=packed, grid=grid)
-        return attn + self.mlp(self.norm2(tokens + attn))
+        return attn + self._mlp_delta(tokens + attn)
 
     def flops(self, record):
         """Per-sample multiply-adds of the forward ``record`` (a
@@ -380,16 +192,6 @@ def check_settings(arch_settings, out_indices, drop_path_rate):
     return normalized
 
 
-def _per_row(value, rows, batch_size):
-    """A per-sample count (int or (b,)) of ``rows`` (None = all) -> (B,)
-    float64 on the CPU, 0 for the other rows."""
-    value = torch.as_tensor(value, dtype=torch.float64)
-    if rows is None:
-        return value.expand(batch_size).clone()
-    out = torch.zeros(batch_size, dtype=torch.float64)
-    return out.index_copy_(0, rows.cpu(), value.expand(rows.shape[0]).clone())
-
-
 @MODELS.register_module()
 class DyTVisionTransformer(DyTBackbone):
     """Vision Transformer with Dynamic Tuning and the PEFT baselines.
@@ -439,7 +241,7 @@ class DyTVisionTransformer(DyTBackbone):
             taken as ``pretrained`` (same key mapping and checks).
         rel_pos_bias (bool): a zero-initialised trainable relative position
             bias per block (BEiT-style, built for the ``img_size`` patch grid
-            and indexed by the input's grid, :func:`relative_position_index`;
+            and indexed by the input's grid, :func:`~mmdyt.models.layers.relative_position_index`;
             the reference DyT code's segmentation ViT), trainable under
             ``freeze_pretrained`` and counted in :meth:`flops`.
         token_reduction (dict | None): ToMe, EViT or DynamicViT
@@ -474,7 +276,7 @@ class DyTVisionTransformer(DyTBackbone):
                  pretrained=None, petl=None, token_reduction=None, capacity=None,
                  capacity_warning=0.01, rel_pos_bias=False, init_cfg=None):
         super().__init__(pretrained, freeze_pretrained, init_cfg)
-        self.arch_settings = self._parse_arch(arch)
+        self.arch_settings = self.parse_arch(arch, ARCHS, ARCH_ALIASES, ARCH_KEYS, 'ViT')
         self.check_choices(dispatch, DISPATCH_TABLE, out_type, OUT_TYPES, adapter_dim)
         if num_prompts < 0 or lora_rank < 0:
             raise ValueError('num_prompts and lora_rank must be >= 0')
@@ -489,6 +291,7 @@ class DyTVisionTransformer(DyTBackbone):
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.patch_resolution = tuple(s // patch_size for s in self.img_size)
         self.dispatch = dispatch
+        self.rel_pos_bias = rel_pos_bias
         self.num_prompts = num_prompts
         self.num_fixed_tokens = 1 + num_prompts
         self.out_type = out_type
@@ -528,26 +331,13 @@ class DyTVisionTransformer(DyTBackbone):
         self._set_trainable()
 
     @staticmethod
-    def _parse_arch(arch):
-        if isinstance(arch, str):
-            key = ARCH_ALIASES.get(arch.lower(), arch.lower())
-            if key not in ARCHS:
-                raise ValueError(f'arch must be one of {sorted(ARCHS)} or a dict, got {arch!r}')
-            return dict(ARCHS[key])
-        required = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
-        if not isinstance(arch, dict) or not required <= set(arch):
-            raise ValueError(f'a custom arch must be a dict with keys {sorted(required)}, '
-                             f'got {arch!r}')
-        return dict(arch)
-
-    @staticmethod
     def _with_deprecated_lora(petl, lora_rank, lora_alpha):
         """``petl`` as a list, with the deprecated ``lora_rank`` turned into
         its ``petl`` entry."""
         petl = [] if petl is None else list(petl) if isinstance(petl, (list, tuple)) else [petl]
         if lora_rank:
             warnings.warn("DyTVisionTransformer(lora_rank=...) is deprecated and will be "
-                          "removed in the next release: use petl=dict(type='lora', "
+                          "removed in mmdyt 0.3.0: use petl=dict(type='lora', "
                           f"rank={lora_rank}, alpha={lora_alpha}, targets=['qkv'])",
                           DeprecationWarning, stacklevel=3)
             petl.insert(0, dict(type='lora', rank=lora_rank, alpha=lora_alpha))
@@ -586,7 +376,7 @@ class DyTVisionTransformer(DyTBackbone):
             run that part.
         """
         batch_size = record.batch_size
-        parts = {'patch_embed': _per_row(
+        parts = {'patch_embed': per_sample(
             conv_patch_flops(self.patch_embed.proj, record.num_patches), None, batch_size)}
         stop = self.num_layers if stop is None else stop
         for block_record in record.blocks:
@@ -595,12 +385,12 @@ class DyTVisionTransformer(DyTBackbone):
                 flops = block.flops(block_record)
                 if self.token_reduction is not None:
                     flops = flops + self.token_reduction.flops(block, block_record)
-                parts[f'block{block_record.index}'] = _per_row(flops, block_record.rows,
+                parts[f'block{block_record.index}'] = per_sample(flops, block_record.rows,
                                                                 batch_size)
         last = record.blocks[-1] if record.blocks else None
         if self.final_norm and stop == self.num_layers and last is not None \
                 and last.index == self.num_layers - 1:
-            parts['norm'] = _per_row(layer_norm_flops(self.norm, last.tokens('mlp')), last.rows,
+            parts['norm'] = per_sample(layer_norm_flops(self.norm, last.tokens('mlp')), last.rows,
                                      batch_size)
         return parts
 

@@ -1,11 +1,19 @@
+"""The block vocabulary every backbone and token reduction builds on:
+attention, MLP, adapters, the token dispatcher and the dispatched part."""
 from .adapter import Adapter, MoEAdapter, build_adapter
+from .attention import Attention, relative_position_index
 from .cross_attention import CrossAttentionQuery
-from .dispatched import PackedTokens, capacity_tokens, dispatched_part, drop_path, with_adapter
+from .dispatched_part import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, PackedTokens, PartOutcome,
+                              build_parts, capacity_tokens, dispatched_part, drop_path,
+                              with_adapter)
 from .dispatcher import TokenDispatcher, all_tokens_active, gumbel_sigmoid, straight_through
+from .mlp import Mlp
 from .pos_embed import resize_pos_embed
 
 __all__ = [
-    'Adapter', 'MoEAdapter', 'build_adapter', 'CrossAttentionQuery', 'PackedTokens',
-    'capacity_tokens', 'dispatched_part', 'drop_path', 'with_adapter', 'TokenDispatcher',
-    'all_tokens_active', 'gumbel_sigmoid', 'straight_through', 'resize_pos_embed'
+    'Adapter', 'MoEAdapter', 'build_adapter', 'Attention', 'relative_position_index',
+    'CrossAttentionQuery', 'DISPATCH_TABLE', 'TOKEN_MIXING_PARTS', 'PackedTokens', 'PartOutcome',
+    'build_parts', 'capacity_tokens', 'dispatched_part', 'drop_path', 'with_adapter',
+    'TokenDispatcher', 'all_tokens_active', 'gumbel_sigmoid', 'straight_through', 'Mlp',
+    'resize_pos_embed'
 ]

@@ -3,8 +3,7 @@ and DynamicViT (learned pruning), selected by
 ``DyTVisionTransformer(token_reduction=dict(type=..., ...))``; each works
 through a :class:`BlockHook` the ViT block calls around its parts, so the
 blocks, adapters, dispatchers and the FLOPs home stay the ViT's own."""
-from .base import (BlockHook, TokenReduction, attention_parts, default_layers,
-                   reduction_disabled, token_counts)
+from .base import BlockHook, TokenReduction, default_layers, reduction_disabled, token_counts
 from .dynamicvit import DynamicViT, KeepPredictor
 from .evit import EViT, class_attention, keep_and_fuse
 from .tome import ToMe, bipartite_soft_matching, merge_tokens
@@ -39,7 +38,7 @@ def build_token_reduction(cfg, backbone):
 
 __all__ = [
     'TOKEN_REDUCTIONS', 'build_token_reduction', 'BlockHook', 'TokenReduction',
-    'attention_parts', 'default_layers', 'reduction_disabled', 'token_counts', 'ToMe',
+    'default_layers', 'reduction_disabled', 'token_counts', 'ToMe',
     'bipartite_soft_matching', 'merge_tokens', 'EViT', 'class_attention', 'keep_and_fuse',
     'DynamicViT', 'KeepPredictor'
 ]

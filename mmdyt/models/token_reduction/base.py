@@ -1,28 +1,10 @@
 """What the three token reductions share: the per-block hook the ViT block
-calls, the backbone checks, the attention that also returns q and k, and the
-switch that turns a reduction off (for a dense teacher pass)."""
+calls, the backbone checks and the switch that turns a reduction off (for a
+dense teacher pass). Their attention is the block's own
+(:class:`~mmdyt.models.layers.Attention`, with ``return_qk``)."""
 import contextlib
 
 import torch.nn as nn
-import torch.nn.functional as F
-
-
-def attention_parts(attn, x, bias=None):
-    """Multi-head self-attention of an :class:`Attention` module that also
-    returns its queries and keys.
-
-    Args:
-        attn (Attention): the block's attention (PETL layers included).
-        x (Tensor): (B, N, C) normalised tokens.
-        bias (Tensor | None): (B, 1, 1, N) added to the attention logits
-            (ToMe's proportional attention: log token sizes).
-
-    Returns:
-        tuple: update (B, N, C), q and k (B, heads, N, C / heads).
-    """
-    q, k, v = attn._split_heads(attn.qkv(x))
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    return attn.proj(attn._merge_heads(out)), q, k
 
 
 def check_layers(layers, num_layers, method):
@@ -117,6 +99,11 @@ class TokenReduction(nn.Module):
         if backbone.num_prompts:
             raise ValueError(f'token_reduction {method!r} does not support VPT prompts '
                              f'(num_prompts={backbone.num_prompts})')
+        if backbone.rel_pos_bias:
+            raise ValueError(f'token_reduction {method!r} cannot be combined with '
+                             'rel_pos_bias=True: the relative position bias indexes the '
+                             'class token and the full patch grid, which merged, fused or '
+                             'pruned tokens no longer form')
         if backbone.out_type != 'cls_token':
             raise ValueError(f"token_reduction {method!r} needs out_type='cls_token': "
                              'dense outputs need every token in place, got out_type='

@@ -87,8 +87,8 @@ class DynamicViTHook(BlockHook):
         if part != 'attn' or policy is None:
             return delta
         block = self.block
-        return lambda tokens, key_mask=None, packed=None: block.attn(block.norm1(tokens),
-                                                                     key_mask=policy)
+        return lambda tokens, key_mask=None, packed=None, positions=None: block.attn(
+            block.norm1(tokens), key_mask=policy)
 
     def after(self, part, x):
         if self.block.training and self.record.index == self.dvit.num_layers - 1 \

@@ -7,8 +7,7 @@ import math
 import torch
 
 from ..flops import attention_matmul_flops
-from .base import (BlockHook, TokenReduction, attention_parts, check_layers, check_rate,
-                   default_layers)
+from .base import BlockHook, TokenReduction, check_layers, check_rate, default_layers
 
 
 def class_attention(q, k):
@@ -55,8 +54,8 @@ class EViTHook(BlockHook):
         if part != 'attn' or self.keep_rate == 1.0:
             return delta
 
-        def evit_attention(tokens, key_mask=None, packed=None):
-            out, q, k = attention_parts(self.block.attn, self.block.norm1(tokens))
+        def evit_attention(tokens, key_mask=None, packed=None, positions=None):
+            out, q, k = self.block.attn(self.block.norm1(tokens), return_qk=True)
             self.attention = class_attention(q, k)
             return out
 

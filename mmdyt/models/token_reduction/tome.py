@@ -9,7 +9,7 @@ import math
 import torch
 
 from ..flops import attention_matmul_flops
-from .base import BlockHook, TokenReduction, attention_parts
+from .base import BlockHook, TokenReduction
 
 
 def bipartite_soft_matching(metric, r):
@@ -87,11 +87,11 @@ class ToMeHook(BlockHook):
         if part != 'attn' or (self.r == 0 and 'sizes' not in self.carry):
             return delta
 
-        def tome_attention(tokens, key_mask=None, packed=None):
+        def tome_attention(tokens, key_mask=None, packed=None, positions=None):
             sizes = self.carry.get('sizes')
             bias = sizes.log()[:, None, None, :] if self.prop_attn and sizes is not None \
                 else None
-            out, _, keys = attention_parts(self.block.attn, self.block.norm1(tokens), bias)
+            out, _, keys = self.block.attn(self.block.norm1(tokens), bias=bias, return_qk=True)
             self.metric = keys.mean(1)
             return out
 
@@ -133,5 +133,4 @@ class ToMe(TokenReduction):
         if self.r[record.index] == 0:
             return 0
         n = record.num_tokens
-        head_dims = block.attn.proj.in_features // block.attn.num_heads
-        return attention_matmul_flops(n - n // 2, n // 2, head_dims) // 2
+        return attention_matmul_flops(n - n // 2, n // 2, block.attn.head_dims) // 2

@@ -51,11 +51,10 @@ def test_overflow_on_a_constructed_case():
     logits = torch.tensor([[9.0, 5, 4, 3, 2, 1, -1, -2, -3],
                            [9.0, -5, 2, -4, -3, 1, -1, -2, -6]])
     x[..., 0] = logits
-    stats = {}
-    out, mask = dispatched_part(x, lambda t, key_mask=None, packed=None: torch.ones_like(t),
-                                dispatcher, skip_inactive=True, capacity=5 / 9,
-                                capacity_stats=stats)
-    assert stats['tokens'] == 5 and stats['overflow'].tolist() == [1, 0]
+    out, outcome = dispatched_part(x, lambda t, **kwargs: torch.ones_like(t), dispatcher,
+                                   skip_inactive=True, capacity=5 / 9)
+    mask = outcome.mask
+    assert outcome.capacity == 5 and outcome.overflow.tolist() == [1, 0]
     computed = torch.isclose(out - x, torch.ones(()))[..., 1]
     assert computed[0].tolist() == [True, True, True, True, True, False, False, False, False]
     assert computed[1].tolist() == [True, False, True, False, False, True, False, False, False]
@@ -67,11 +66,11 @@ def test_all_tokens_forced_active_computes_the_first_k():
     k tokens are computed, the others counted as overflow."""
     dispatcher = TokenDispatcher(4).eval()
     dispatcher.force_all_active = True
-    x, stats = torch.randn(2, 9, 4), {}
-    out, mask = dispatched_part(x, lambda t, key_mask=None, packed=None: torch.ones_like(t),
-                                dispatcher, skip_inactive=True, capacity=4 / 9,
-                                capacity_stats=stats)
-    assert mask.all() and stats['tokens'] == 4 and stats['overflow'].tolist() == [5, 5]
+    x = torch.randn(2, 9, 4)
+    out, outcome = dispatched_part(x, lambda t, **kwargs: torch.ones_like(t), dispatcher,
+                                   skip_inactive=True, capacity=4 / 9)
+    mask = outcome.mask
+    assert mask.all() and outcome.capacity == 4 and outcome.overflow.tolist() == [5, 5]
     computed = torch.isclose(out - x, torch.ones(()))[..., 0]
     assert computed.tolist() == [[True] * 4 + [False] * 5] * 2
 

@@ -19,14 +19,70 @@ Two paths, identical in evaluation:
 
 Capacity mode (``capacity``, for static shapes) gathers a fixed number of
 tokens per sample by gate logit and runs the masked form on them.
+
+Which parts a block has, and which of them carry an adapter and a
+dispatcher, is the parts table :data:`DISPATCH_TABLE`; :func:`build_parts`
+builds a block's adapters and dispatchers from it.
 """
 import math
+from typing import NamedTuple, Optional
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
 from torch.fx.experimental.symbolic_shapes import guard_or_false
 
-from .adapter import Adapter
+from .adapter import Adapter, build_adapter
+from .dispatcher import TokenDispatcher
+
+#: Dispatch variant -> the parts of a block, in order, each
+#: ``(name, has_adapter, has_dispatcher)``. 'attn' is the attention
+#: sub-layer, 'mlp' the MLP (also AdaptFormer's adapter place), 'layer' both.
+DISPATCH_TABLE = {
+    'mlp': (('attn', False, False), ('mlp', True, True)),
+    'attn': (('attn', True, True), ('mlp', False, False)),
+    'attn_mlp': (('attn', True, True), ('mlp', True, True)),
+    'layer': (('layer', True, True), ),
+    None: (('attn', False, False), ('mlp', True, False)),
+}
+
+#: The parts whose update mixes tokens (attention): they run on each
+#: sample's active tokens packed together (:class:`PackedTokens`).
+TOKEN_MIXING_PARTS = ('attn', 'layer')
+
+
+def build_parts(dispatch, embed_dims, adapter_dim, num_experts=1, adapter_scale=1.0,
+                adapter_dropout=0.1, num_fixed_tokens=1, tau=5.0):
+    """A block's parts of :data:`DISPATCH_TABLE` for ``dispatch``: their names
+    (tuple), and ``nn.ModuleDict`` s of their adapters (none when
+    ``adapter_dim`` is None) and dispatchers, keyed by part."""
+    if dispatch not in DISPATCH_TABLE:
+        raise ValueError(f'dispatch must be one of {tuple(DISPATCH_TABLE)}, got {dispatch!r}')
+    parts = DISPATCH_TABLE[dispatch]
+    adapters = nn.ModuleDict({
+        name: build_adapter(embed_dims, adapter_dim, num_experts, adapter_scale,
+                            adapter_dropout)
+        for name, adapted, _ in parts if adapted
+    } if adapter_dim is not None else {})
+    dispatchers = nn.ModuleDict({
+        name: TokenDispatcher(embed_dims, num_fixed_tokens, tau)
+        for name, _, dispatched in parts if dispatched
+    })
+    return tuple(name for name, _, _ in parts), adapters, dispatchers
+
+
+class PartOutcome(NamedTuple):
+    """What a dispatched part did in one forward.
+
+    Attributes:
+        mask (Tensor): (B, N) mask, 1 / True = active.
+        capacity (int | None): tokens per sample computed in capacity mode.
+        overflow (Tensor | None): (B,) active tokens capacity mode left out.
+    """
+    mask: Tensor
+    capacity: Optional[int] = None
+    overflow: Optional[Tensor] = None
 
 
 def drop_path(x, rate, training):
@@ -87,6 +143,12 @@ class PackedTokens:
         return bias.masked_fill_(~self.key_padding, float('-inf')).expand(
             -1, -1, self.max_count, -1)
 
+    def positions(self):
+        """(B, K_max) position in the N-token sequence of each padded slot
+        (padding repeats its sample's last active token)."""
+        return (self.flat_index % self.num_tokens).index_select(0, self.gather_index).view(
+            self.batch_size, self.max_count)
+
     def to_padded(self, tokens):
         """(S, D) packed tokens -> (B, K_max, D), padding rows copies of real
         ones (finite where the sample's tokens are)."""
@@ -115,17 +177,18 @@ def with_adapter(x, adapter, offset=None):
 
 
 def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False,
-                    pack=False, drop_path_rate=0.0, training=False, capacity=None,
-                    capacity_stats=None):
+                    pack=False, drop_path_rate=0.0, training=False, capacity=None):
     """One part of a block: ``x + M * delta(x) + adapter(x)``.
 
     Args:
         x (Tensor): (B, N, C) tokens, contiguous.
         delta (callable): the part's update, called as
-            ``delta(tokens, key_mask=None, packed=None)``: on all (B, N, C)
-            tokens (masked path with ``key_mask`` the (B, N) float mask, or
-            every token active), or on the (S, C) active tokens with their
-            :class:`PackedTokens` (``pack=True``) or None.
+            ``delta(tokens, key_mask=None, packed=None, positions=None)``: on
+            all (B, N, C) tokens (masked path with ``key_mask`` the (B, N)
+            float mask, or every token active), on the (S, C) active tokens
+            with their :class:`PackedTokens` (``pack=True``) or None, or in
+            capacity mode on (B, k, C) gathered tokens with their (B, k)
+            ``positions`` in the sequence and ``key_mask``.
         dispatcher (TokenDispatcher | None): None runs the part on every
             token (no mask).
         adapter (nn.Module | None): runs on every token.
@@ -135,13 +198,10 @@ def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False
         training (bool): whether stochastic depth is active.
         capacity (float | None): in (0, 1]; with ``skip_inactive``, capacity
             mode instead of skipping (see :func:`_capacity`).
-        capacity_stats (dict | None): filled in capacity mode with
-            ``tokens`` (int, tokens computed per sample) and ``overflow``
-            ((B,) active tokens left out for lack of capacity).
 
     Returns:
-        tuple: (B, N, C) tokens and the (B, N) mask (None without a
-        dispatcher).
+        tuple: (B, N, C) tokens and the part's :class:`PartOutcome` (None
+        without a dispatcher).
     """
     if dispatcher is None:
         out = x + drop_path(delta(x), drop_path_rate, training)
@@ -150,13 +210,13 @@ def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False
         mask, logits = dispatcher(x, return_logits=True)
         if capacity is not None:
             return _capacity(x, mask, logits, dispatcher.num_fixed_tokens, delta, adapter,
-                             capacity, capacity_stats), mask
-        return _skip(x, mask, logits, delta, adapter, pack), mask
+                             capacity)
+        return _skip(x, mask, logits, delta, adapter, pack), PartOutcome(mask)
     mask = dispatcher(x)
     update = adapter(x) if adapter is not None else 0
     weight = mask.to(x.dtype)
     out = delta(x, key_mask=weight) * weight[..., None]
-    return x + drop_path(out, drop_path_rate, training) + update, mask
+    return x + drop_path(out, drop_path_rate, training) + update, PartOutcome(mask)
 
 
 #: Why the skipping path refuses to be traced.
@@ -214,13 +274,17 @@ def capacity_tokens(capacity, num_tokens):
     return min(num_tokens, math.ceil(capacity * num_tokens))
 
 
-def _capacity(x, mask, logits, num_fixed, delta, adapter, capacity, stats):
+def _capacity(x, mask, logits, num_fixed, delta, adapter, capacity):
     """Capacity mode, static shapes: each sample's ``k = ceil(capacity * N)``
     tokens of highest gate ``logits`` (B, N) (the ``num_fixed`` leading
     tokens first) run ``delta`` in its masked form, the threshold ``mask``
     zeroing (and hiding as keys) the inactive ones among them. Equal to
-    :func:`_skip` whenever no sample has more than ``k`` active tokens; the
-    active tokens left out are counted in ``stats['overflow']``."""
+    :func:`_skip` whenever no sample has more than ``k`` active tokens.
+
+    Returns:
+        tuple: (B, N, C) tokens and the :class:`PartOutcome` with ``k`` and
+        the (B,) active tokens left out.
+    """
     batch_size, num_tokens, dims = x.shape
     k = capacity_tokens(capacity, num_tokens)
     if logits is None:  # every token active: rank them in order
@@ -231,8 +295,7 @@ def _capacity(x, mask, logits, num_fixed, delta, adapter, capacity, stats):
     kept = mask.gather(1, chosen)
     index = (chosen + torch.arange(batch_size, device=x.device)[:, None] * num_tokens).flatten()
     weight = kept.to(x.dtype)
-    update = delta(_rows(x, index).view(batch_size, k, dims), key_mask=weight)
+    update = delta(_rows(x, index).view(batch_size, k, dims), key_mask=weight, positions=chosen)
     update = torch.where(kept[..., None], update, 0).view(-1, dims)
-    if stats is not None:
-        stats.update(tokens=k, overflow=mask.sum(1) - kept.sum(1))
-    return _add_rows(with_adapter(x, adapter), index, update)
+    out = _add_rows(with_adapter(x, adapter), index, update)
+    return out, PartOutcome(mask, k, mask.sum(1) - kept.sum(1))
