@@ -125,3 +125,35 @@ def test_bad_settings_are_refused():
         attn(torch.randn(1, 7, 12))
     with pytest.raises(ValueError, match='cannot be combined with num_prompts'):
         tiny_vit(rel_pos_bias=True, num_prompts=2)
+
+
+@pytest.mark.parametrize('reduction', [dict(type='tome', r=1), dict(type='evit', keep_rate=0.5),
+                                       dict(type='dynamicvit', keep_ratio=0.5)])
+def test_token_reduction_with_the_bias_is_refused_at_build_time(reduction):
+    """Merged, fused or pruned tokens no longer form the grid the bias
+    indexes: the combination is refused, naming both options (it used to run
+    with the bias silently dropped)."""
+    pattern = rf"token_reduction '{reduction['type']}' cannot be combined with rel_pos_bias"
+    with pytest.raises(ValueError, match=pattern):
+        tiny_vit(dispatch='mlp', rel_pos_bias=True, token_reduction=reduction)
+
+
+@pytest.mark.parametrize('dispatch', ['attn', 'attn_mlp', 'layer'])
+def test_capacity_mode_gathers_the_bias_at_the_chosen_tokens(dispatch):
+    """Capacity mode runs attention on each sample's k gathered tokens: the
+    bias is taken at their positions, so with room for every active token
+    it equals skipping, and the table matters."""
+    model = tiny_vit(dispatch=dispatch, rel_pos_bias=True).eval()
+    randomize(model)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        skipped = model(x)[0]
+        model.capacity = 1.0
+        record = ForwardRecord()
+        capacity = model(x, record=record)[0]
+        assert record.overflow_share() == 0
+        torch.testing.assert_close(capacity, skipped, atol=1e-5, rtol=1e-5)
+        for name, param in model.named_parameters():
+            if 'rel_pos_table' in name:
+                param.normal_()
+        assert (model(x)[0] - capacity).abs().max() > 1e-3
