@@ -156,10 +156,6 @@ class DyTBackbone(BaseModule):
             f"{TASK_MODELS} with rate_loss=dict(type='ActivationRateLoss', target_rate=...)",
             UserWarning, stacklevel=3)
 
-    def set_tau(self, tau):
-        for dispatcher in self.dispatchers():
-            dispatcher.tau = tau
-
     def load_pretrained(self, checkpoint):
         """Load pretrained weights (a file path or a read state dict)."""
         raise NotImplementedError
