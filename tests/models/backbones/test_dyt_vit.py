@@ -2,13 +2,13 @@ from functools import partial
 
 import numpy as np
 import pytest
-import tiny_dyt
 import torch
-from tiny_dyt import tiny_arch
 
 from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint
 from mmdyt.models.losses import ActivationRateLoss
 from mmdyt.models.record import ForwardRecord
+import tiny_dyt
+from tiny_dyt import tiny_arch
 
 #: The ViT of these tests: the tiny one (C=48, 3 heads) with three blocks.
 TINY = tiny_arch(num_layers=3)
@@ -187,7 +187,8 @@ def test_pos_embed_interpolates_to_other_sizes():
 def test_checkpoint_mismatch_names_key_and_shapes(tmp_path):
     other_patch = tiny_vit(patch_size=4, dispatch=None, adapter_dim=None)
     model = tiny_vit()
-    with pytest.raises(ValueError, match=r'patch_embed\.proj\.weight.*\(48, 3, 4, 4\).*\(48, 3, 8, 8\)'):
+    with pytest.raises(ValueError,
+                       match=r'patch_embed\.proj\.weight.*\(48, 3, 4, 4\).*\(48, 3, 8, 8\)'):
         load_vit_checkpoint(model, other_patch.state_dict())
     deeper = tiny_vit(num_layers=2, dispatch=None, adapter_dim=None)
     with pytest.raises(ValueError, match='lacks .* ViT weights'):
