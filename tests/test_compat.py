@@ -264,6 +264,41 @@ for fix in (None, compat.fix_mmpretrain_image_errors):
                         'is empty (0 bytes)')
 
 
+#: The base config of the few-shot recipes, whose datasets are mmpretrain's CustomDataset.
+FEWSHOT = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'cls',
+                   'dyn_adapter', '_base_', 'fewshot_bs64.py')
+
+
+@pytest.mark.parametrize('content, problem', [
+    (b'not a png', r"cannot be decoded as an image \(9 bytes, starting b'not a pn'\)"),
+    (b'', r'is empty \(0 bytes\)'),
+])
+@pytest.mark.parametrize('listed', [True, False], ids=['ann_file', 'folder'])
+def test_bad_image_in_the_fewshot_custom_dataset_names_file_and_line(
+        tmp_path, content, problem, listed):
+    """mmpretrain's ``CustomDataset`` of the few-shot configs (test pipeline),
+    from an annotation list or from class folders (compat fix
+    ``mmpretrain_image_errors``)."""
+    import mmcv
+    from mmengine.config import Config
+    from mmpretrain.registry import DATASETS
+    images = tmp_path / 'images'
+    for name in 'ab':
+        (images / name).mkdir(parents=True)
+        for i in range(2):
+            mmcv.imwrite(np.zeros((8, 8, 3), np.uint8), str(images / name / f'{i}.png'))
+    (images / 'b' / '1.png').write_bytes(content)
+    (tmp_path / 'list.txt').write_text(''.join(f'{name}/{i}.png {label}\n'
+                                               for label, name in enumerate('ab')
+                                               for i in range(2)))
+    dataset = Config.fromfile(FEWSHOT).test_dataloader.dataset
+    dataset.update(data_root=str(tmp_path), ann_file='list.txt' if listed else '')
+    dataset = DATASETS.build(dataset)
+    where = f'{tmp_path}/list.txt:4: ' if listed else ''
+    with pytest.raises(ValueError, match=rf'^{where}image {images}/b/1.png {problem}$'):
+        [dataset[i] for i in range(len(dataset))]
+
+
 class Toy(nn.Module):
     """A model in mmengine's BaseModel protocol, small enough for a unit test."""
 

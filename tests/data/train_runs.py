@@ -111,6 +111,17 @@ def train_in_process(config, work_dir, *args):
     load_tool('train').main([str(config), '--work-dir', str(work_dir), *map(str, args)])
 
 
+def train_on_task(tmp_path, task_dir, *options, extra_args=()):
+    """:func:`train_in_process` of a :func:`write_config` config reading
+    ``task_dir`` (written to ``tmp_path``), work dir ``tmp_path / 'work'``,
+    ``--no-validate``, ``extra_args``, and ``options`` as ``--cfg-options``."""
+    config = write_config(tmp_path / 'tiny_task.py', task_dir)
+    args = ['--no-validate', *extra_args]
+    if options:
+        args += ['--cfg-options', *options]
+    train_in_process(config, tmp_path / 'work', *args)
+
+
 def read_losses(work_dir, rank=0):
     """{iteration: {loss name: value}} recorded by one rank."""
     path = Path(work_dir) / f'losses_rank{rank}.jsonl'
