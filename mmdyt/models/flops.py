@@ -52,6 +52,14 @@ def attention_bias_flops(num_queries, num_keys, num_heads):
     return num_queries * num_keys * num_heads
 
 
+def elementwise_flops(num_tokens, embed_dims):
+    """A per-channel scale (LayerScale) of ``num_tokens`` tokens: one multiply
+    per element (0 under the 'paper' convention)."""
+    if _CONVENTION.get() == 'paper':
+        return 0
+    return num_tokens * embed_dims
+
+
 def layer_norm_flops(norm, num_tokens):
     """An affine LayerNorm (0 for anything else, e.g. ``nn.Identity``, and
     under the 'paper' convention) on ``num_tokens`` tokens."""

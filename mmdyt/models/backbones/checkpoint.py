@@ -22,7 +22,10 @@ ImageNet-21k ``.npz`` files (big_vision / AugReg layout) are converted as
 timm's ``_load_weights`` does. Prefixes ``backbone.``, ``module.`` and wrapper
 keys ``state_dict`` / ``model`` are removed first.
 """
+import json
+import os
 import re
+import struct
 import zipfile
 
 import numpy as np
@@ -30,8 +33,11 @@ import torch
 from mmengine.logging import MMLogger
 
 from ..layers import resize_pos_embed
+from .hub import is_hub_spec, resolve_checkpoint
 
 MMPRETRAIN_KEY_MAP = [
+    (r'^layers\.(\d+)\.attn\.gamma1\.weight$', r'blocks.\1.ls1.gamma'),
+    (r'^layers\.(\d+)\.ffn\.gamma2\.weight$', r'blocks.\1.ls2.gamma'),
     (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
     (r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),
     (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
@@ -41,6 +47,9 @@ MMPRETRAIN_KEY_MAP = [
     (r'^ln1\.', 'norm.'),
 ]
 STRIPPED_PREFIXES = ('module.', 'backbone.')
+#: Keys of the original DINOv2 release -> mmdyt's (timm's); its
+#: ``mask_token`` (masked image modelling) has no use in a backbone.
+DINOV2_KEY_MAP = {'register_tokens': 'reg_token'}
 #: Keys of checkpoints written by earlier mmdyt releases -> today's: LoRA
 #: (``lora_rank``) wrapped qkv as ``attn.qkv.base``.
 LEGACY_KEY_MAP = [(re.compile(r'\.attn\.qkv\.base\.'), '.attn.qkv.')]
@@ -61,10 +70,84 @@ def upgrade_legacy_keys(state_dict):
 
 
 def read_checkpoint(path):
-    """Read a ``.pth`` / ``.pt`` / ``.bin`` (weights only, no code runs) or
-    ``.npz`` file into a flat dict of arrays or tensors."""
+    """Read a checkpoint file into a flat dict of arrays or tensors; no code
+    in the file runs.
+
+    The format is decided by the file's first bytes, not its name: a
+    safetensors file (``safetensors.torch.load_file``, no pickle), a torch zip
+    or legacy pickle checkpoint (``.pth`` / ``.pt`` / ``.bin``,
+    ``torch.load(weights_only=True)``) or a numpy ``.npz`` (no pickle). A file
+    named ``.safetensors`` must be a safetensors file.
+    ``'hf-hub:<org>/<name>[@<revision>]'`` is first resolved to the cached or
+    downloaded weight file (:func:`mmdyt.models.backbones.hub.resolve_checkpoint`).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a ``.safetensors`` name on another format, a truncated or
+            corrupt file (the path and what the file looks like are named), or
+            an ``hf-hub:`` repo that cannot be resolved.
+    """
+    if is_hub_spec(path):
+        path = resolve_checkpoint(path)
+    path = os.fspath(path)
+    torch_file = 'a torch zip/pickle checkpoint'
+
+    def sniff():
+        """(format, what the file looks like) from its first bytes."""
+        with open(path, 'rb') as file:
+            head = file.read(9)
+            size = os.fstat(file.fileno()).st_size
+        if head[:4] in (b'PK\x03\x04', b'PK\x05\x06'):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    names = archive.namelist()
+            except zipfile.BadZipFile:
+                return 'torch', 'a truncated or corrupt zip archive (.pth or .npz)'
+            if any(name.endswith('data.pkl') for name in names):
+                return 'torch', torch_file
+            if all(name.endswith('.npy') for name in names):
+                return 'npz', 'a numpy .npz archive'
+            return 'zip', f'a zip archive that is no checkpoint (members {names[:3]})'
+        if head[:1] == b'\x80':  # pickle protocol >= 2: torch's legacy format
+            return 'torch', torch_file
+        if len(head) == 9 and head[8:9] == b'{':
+            header_size = struct.unpack('<Q', head[:8])[0]
+            if 8 + header_size > size:
+                return 'safetensors', (f'a truncated safetensors file (a {header_size}-byte '
+                                       f'header in a {size}-byte file)')
+            return 'safetensors', 'a safetensors file'
+        if not head:
+            return 'empty', 'an empty file'
+        return 'unknown', f'a file of no known checkpoint format (it starts with {head[:8]!r})'
+
+    def read_safetensors():
+        try:
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+        except ImportError as error:
+            raise ImportError(f'checkpoint {path} is a safetensors file: reading it needs '
+                              'the safetensors package (pip install safetensors)') from error
+        try:
+            return load_file(path, device='cpu')
+        except (SafetensorError, json.JSONDecodeError, OSError) as error:
+            raise ValueError(f'cannot read checkpoint {path}: the file is truncated, corrupt or '
+                             f'not a checkpoint (it looks like {looks}; '
+                             f'{type(error).__name__}: {error})') from error
+
     try:
-        if str(path).endswith('.npz'):
+        kind, looks = sniff()
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise ValueError(f'cannot read checkpoint {path}: {type(error).__name__}: '
+                         f'{error}') from error
+    if path.endswith('.safetensors') and kind != 'safetensors':
+        hint = {'torch': '; rename it .pth', 'npz': '; rename it .npz'}.get(kind, '')
+        raise ValueError(f'checkpoint {path} is not a safetensors file: it is {looks}{hint}')
+    if kind == 'safetensors':
+        return read_safetensors()
+    try:
+        if kind == 'npz':
             with np.load(path) as data:
                 return {key: data[key] for key in data.files}
         return torch.load(path, map_location='cpu', weights_only=True)
@@ -72,7 +155,8 @@ def read_checkpoint(path):
         raise
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f'cannot read checkpoint {path}: the file is truncated, corrupt '
-                         f'or not a checkpoint ({type(error).__name__}: {error})') from error
+                         f'or not a checkpoint (it looks like {looks}; '
+                         f'{type(error).__name__}: {error})') from error
 
 
 def convert_npz(weights, num_layers):
@@ -140,8 +224,12 @@ def convert_state_dict(checkpoint, num_layers):
                 key = key[len(prefix):]
         for pattern, replacement in MMPRETRAIN_KEY_MAP:
             key = re.sub(pattern, replacement, key)
-        state[key] = torch.as_tensor(value)
+        state[DINOV2_KEY_MAP.get(key, key)] = torch.as_tensor(value)
     return state
+
+
+def _is_square(count):
+    return count > 1 and int(round(count**0.5))**2 == count
 
 
 def _grid(num_patches):
@@ -184,7 +272,7 @@ def _with_prefix(checkpoint, prefix, source):
 #: a checkpoint key starting with one that the backbone lacks is a ViT weight
 #: that would be lost.
 VIT_KEY_ROOTS = ('patch_embed', 'cls_token', 'pos_embed', 'blocks', 'norm', 'prompts',
-                 'layers', 'ln1', 'ln2', 'pre_norm')
+                 'layers', 'ln1', 'ln2', 'pre_norm', 'reg_token', 'norm_pre')
 
 
 def load_vit_checkpoint(model, checkpoint, prefix=None):
@@ -209,6 +297,11 @@ def load_vit_checkpoint(model, checkpoint, prefix=None):
         checkpoint = _with_prefix(checkpoint, prefix, source)
     state = convert_state_dict(checkpoint, model.num_layers)
     own = model.state_dict()
+    if 'pos_embed' in state and _is_square(state['pos_embed'].shape[1]):
+        # timm's no_embed_class layout (DINOv2 with registers): the class
+        # token has no position embedding, i.e. a zero row
+        state['pos_embed'] = torch.cat([state['pos_embed'].new_zeros(
+            1, 1, state['pos_embed'].shape[-1]), state['pos_embed']], 1)
     if 'pos_embed' in state and state['pos_embed'].shape != own['pos_embed'].shape:
         pos_embed = state['pos_embed']
         if pos_embed.shape[-1] == own['pos_embed'].shape[-1]:

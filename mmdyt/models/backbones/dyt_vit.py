@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 
 from ..flops import conv_patch_flops, layer_norm_flops, per_sample
-from ..layers import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, Attention, Mlp, build_parts,
-                      capacity_tokens, dispatched_part, drop_path, resize_pos_embed)
+from ..layers import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, Attention, LayerScale, Mlp,
+                      build_layer_scale, build_parts, capacity_tokens, dispatched_part,
+                      drop_path, resize_pos_embed)
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from ..token_reduction import build_token_reduction
@@ -70,6 +71,8 @@ class DyTBlock(nn.Module):
         qkv_bias (bool): bias of the qkv projection.
         rel_pos_grid (tuple[int, int] | None): patch grid of a trainable
             relative position bias in the attention; None = none.
+        layer_scale_init_value (float): LayerScale on the attention and MLP
+            outputs (``ls1``, ``ls2``; DINOv2), initialised to it; 0 = none.
 
     Shapes:
         x: (B, N, C) -> (B, N, C); the masks go to the ``record`` passed.
@@ -82,7 +85,7 @@ class DyTBlock(nn.Module):
     def __init__(self, embed_dims, num_heads, feedforward_channels, *, dispatch='mlp',
                  adapter_dim=64, adapter_scale=1.0, adapter_dropout=0.1, num_experts=1,
                  num_fixed_tokens=1, tau=5.0, drop_path_rate=0.0, qkv_bias=True,
-                 rel_pos_grid=None):
+                 rel_pos_grid=None, layer_scale_init_value=0.0):
         super().__init__()
         self.dispatch = dispatch
         self.drop_path_rate = drop_path_rate
@@ -91,8 +94,10 @@ class DyTBlock(nn.Module):
             num_fixed_tokens, tau)
         self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.attn = Attention(embed_dims, num_heads, qkv_bias, rel_pos_grid)
+        self.ls1 = build_layer_scale(embed_dims, layer_scale_init_value)
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.mlp = Mlp(embed_dims, feedforward_channels)
+        self.ls2 = build_layer_scale(embed_dims, layer_scale_init_value)
 
     def forward(self, x, skip_inactive=False, record=None, reduction=None, capacity=None,
                 grid=None):
@@ -122,11 +127,12 @@ class DyTBlock(nn.Module):
 
     def _attention_delta(self, tokens, key_mask=None, packed=None, positions=None, grid=None):
         if packed is not None:
-            return self.attn.forward_packed(self.norm1(tokens), packed, grid)
-        return self.attn(self.norm1(tokens), key_mask=key_mask, grid=grid, positions=positions)
+            return self.ls1(self.attn.forward_packed(self.norm1(tokens), packed, grid))
+        return self.ls1(self.attn(self.norm1(tokens), key_mask=key_mask, grid=grid,
+                                  positions=positions))
 
     def _mlp_delta(self, tokens, key_mask=None, packed=None, positions=None):
-        return self.mlp(self.norm2(tokens))
+        return self.ls2(self.mlp(self.norm2(tokens)))
 
     def _layer_delta(self, tokens, key_mask=None, packed=None, positions=None, grid=None):
         """The whole layer's update; the masked path (``key_mask`` given)
@@ -150,6 +156,9 @@ class DyTBlock(nn.Module):
         mlp_tokens = record.computed_tokens('mlp')
         total = (layer_norm_flops(self.norm1, attn_tokens) + self.attn.flops(attn_tokens) +
                  layer_norm_flops(self.norm2, mlp_tokens) + self.mlp.flops(mlp_tokens))
+        for scale, tokens in ((self.ls1, attn_tokens), (self.ls2, mlp_tokens)):
+            if isinstance(scale, LayerScale):
+                total = total + scale.flops(tokens)
         for part, module in (*self.adapters.items(), *self.dispatchers.items()):
             total = total + module.flops(record.tokens(part))
         return total
@@ -217,6 +226,11 @@ class DyTVisionTransformer(DyTBackbone):
             alpha=a, targets=['qkv'])``; 0 = no LoRA.
         lora_alpha (float): deprecated with ``lora_rank``.
         num_prompts (int): VPT-deep prompt tokens per layer; 0 = no VPT.
+        num_registers (int): register tokens (DINOv2 with registers: 4),
+            after the class token, without position embedding, never
+            dispatched; 0 = none.
+        layer_scale_init_value (float): LayerScale on both branches of every
+            block (DINOv2: 1e-5; the checkpoint's values replace it); 0 = none.
         freeze_pretrained (bool): freeze the ViT weights (PEFT). False trains
             everything, i.e. full tuning or dynamic full tuning.
         out_type (str): 'cls_token' (B, C), 'featmap' (B, C, H, W),
@@ -274,15 +288,18 @@ class DyTVisionTransformer(DyTBackbone):
                  out_type='cls_token', out_indices=-1, final_norm=True,
                  drop_path_rate=0.0, skip_inactive=True, qkv_bias=True,
                  pretrained=None, petl=None, token_reduction=None, capacity=None,
-                 capacity_warning=0.01, rel_pos_bias=False, init_cfg=None):
+                 capacity_warning=0.01, rel_pos_bias=False, num_registers=0,
+                 layer_scale_init_value=0.0, init_cfg=None):
         super().__init__(pretrained, freeze_pretrained, init_cfg)
         self.arch_settings = self.parse_arch(arch, ARCHS, ARCH_ALIASES, ARCH_KEYS, 'ViT')
         self.check_choices(dispatch, DISPATCH_TABLE, out_type, OUT_TYPES, adapter_dim)
-        if num_prompts < 0 or lora_rank < 0:
-            raise ValueError('num_prompts and lora_rank must be >= 0')
-        if rel_pos_bias and num_prompts:
+        for name, value in (('num_prompts', num_prompts), ('lora_rank', lora_rank),
+                            ('num_registers', num_registers)):
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f'{name} must be an int >= 0, got {value!r}')
+        if rel_pos_bias and (num_prompts or num_registers):
             raise ValueError('rel_pos_bias is built for a class token and the patches: '
-                             'it cannot be combined with num_prompts')
+                             'it cannot be combined with num_prompts or num_registers')
         embed_dims = self.arch_settings['embed_dims']
         num_layers = self.arch_settings['num_layers']
         self.embed_dims = embed_dims
@@ -293,7 +310,8 @@ class DyTVisionTransformer(DyTBackbone):
         self.dispatch = dispatch
         self.rel_pos_bias = rel_pos_bias
         self.num_prompts = num_prompts
-        self.num_fixed_tokens = 1 + num_prompts
+        self.num_registers = num_registers
+        self.num_fixed_tokens = 1 + num_registers + num_prompts
         self.out_type = out_type
         self.final_norm = final_norm
         self.skip_inactive = skip_inactive
@@ -307,6 +325,8 @@ class DyTVisionTransformer(DyTBackbone):
         num_patches = self.patch_resolution[0] * self.patch_resolution[1]
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_patches, embed_dims))
+        if num_registers:
+            self.reg_token = nn.Parameter(torch.zeros(1, num_registers, embed_dims))
         rates = torch.linspace(0, drop_path_rate, num_layers).tolist()
         self.blocks = nn.ModuleList([
             DyTBlock(embed_dims, self.arch_settings['num_heads'],
@@ -315,7 +335,8 @@ class DyTVisionTransformer(DyTBackbone):
                      adapter_dropout=adapter_dropout, num_experts=num_experts,
                      num_fixed_tokens=self.num_fixed_tokens, tau=tau,
                      drop_path_rate=rates[i], qkv_bias=qkv_bias,
-                     rel_pos_grid=self.patch_resolution if rel_pos_bias else None)
+                     rel_pos_grid=self.patch_resolution if rel_pos_bias else None,
+                     layer_scale_init_value=layer_scale_init_value)
             for i in range(num_layers)
         ])
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6) if final_norm else nn.Identity()
@@ -346,6 +367,8 @@ class DyTVisionTransformer(DyTBackbone):
     def _init_vit_weights(self):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.num_registers:
+            nn.init.trunc_normal_(self.reg_token, std=0.02)
         self.init_block_linears()
 
     def upgrade_state_dict(self, state_dict):
@@ -396,8 +419,9 @@ class DyTVisionTransformer(DyTBackbone):
 
     # ---- forward ----------------------------------------------------------
     def embed(self, x, record=None):
-        """(B, 3, H, W) -> tokens (B, 1 + h * w, C), ``h = ceil(H / patch)``
-        (:func:`pad_to_patches`); ``record`` gets the batch size, the patch
+        """(B, 3, H, W) -> tokens (B, 1 + R + h * w, C): the class token, R
+        registers, the patches, ``h = ceil(H / patch)`` (:func:`pad_to_patches`);
+        ``record`` gets the batch size, the patch
         grid and the dispatcher layout."""
         x = self.patch_embed.proj(pad_to_patches(x, self.patch_size))
         grid = tuple(x.shape[-2:])
@@ -406,11 +430,14 @@ class DyTVisionTransformer(DyTBackbone):
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
         if record is not None:
             record.batch_size = x.shape[0]
-            record.num_tokens = x.shape[1] + self.num_prompts
+            record.num_tokens = x.shape[1] + self.num_registers + self.num_prompts
             record.num_fixed_tokens = self.num_fixed_tokens
             record.grid = grid
             record.dispatcher_names = self.dispatcher_names()
-        return x + pos_embed
+        x = x + pos_embed
+        if not self.num_registers:
+            return x
+        return torch.cat([x[:, :1], self.reg_token.expand(x.shape[0], -1, -1), x[:, 1:]], 1)
 
     def run_blocks(self, x, record=None, start=0, stop=None, rows=None):
         """Blocks ``start`` to ``stop - 1`` (VPT prompts put in first), and
@@ -434,7 +461,9 @@ class DyTVisionTransformer(DyTBackbone):
         for i in range(start, stop):
             if self.num_prompts:
                 prompts = self.prompts[i].expand(x.shape[0], -1, -1)
-                x = torch.cat([x[:, :1], prompts, x[:, self.num_fixed_tokens if i else 1:]], 1)
+                leading = 1 + self.num_registers
+                x = torch.cat([x[:, :leading], prompts,
+                               x[:, self.num_fixed_tokens if i else leading:]], 1)
             block_record = BlockRecord(index=i, num_tokens=x.shape[1], rows=rows)
             hook = None if self.token_reduction is None else self.token_reduction.block_hook(
                 self.blocks[i], block_record, record.blocks[-1] if record.blocks else None)

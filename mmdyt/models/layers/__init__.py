@@ -7,6 +7,7 @@ from .dispatched_part import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, PackedTokens, 
                               build_parts, capacity_tokens, dispatched_part, drop_path,
                               with_adapter)
 from .dispatcher import TokenDispatcher, all_tokens_active, gumbel_sigmoid, straight_through
+from .layer_scale import LayerScale, build_layer_scale
 from .mlp import Mlp
 from .pos_embed import resize_pos_embed
 
@@ -14,6 +15,7 @@ __all__ = [
     'Adapter', 'MoEAdapter', 'build_adapter', 'Attention', 'relative_position_index',
     'CrossAttentionQuery', 'DISPATCH_TABLE', 'TOKEN_MIXING_PARTS', 'PackedTokens', 'PartOutcome',
     'build_parts', 'capacity_tokens', 'dispatched_part', 'drop_path', 'with_adapter',
-    'TokenDispatcher', 'all_tokens_active', 'gumbel_sigmoid', 'straight_through', 'Mlp',
+    'TokenDispatcher', 'all_tokens_active', 'gumbel_sigmoid', 'straight_through', 'LayerScale',
+    'build_layer_scale', 'Mlp',
     'resize_pos_embed'
 ]

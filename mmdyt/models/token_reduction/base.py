@@ -96,9 +96,11 @@ class TokenReduction(nn.Module):
             raise ValueError(f"token_reduction {method!r} needs dispatch None or 'mlp' "
                              f'(merged / pruned tokens between attention and MLP), got '
                              f'dispatch={backbone.dispatch!r}')
-        if backbone.num_prompts:
-            raise ValueError(f'token_reduction {method!r} does not support VPT prompts '
-                             f'(num_prompts={backbone.num_prompts})')
+        if backbone.num_prompts or backbone.num_registers:
+            raise ValueError(f'token_reduction {method!r} protects the class token only: it '
+                             'cannot be combined with VPT prompts or register tokens '
+                             f'(num_prompts={backbone.num_prompts}, '
+                             f'num_registers={backbone.num_registers})')
         if backbone.rel_pos_bias:
             raise ValueError(f'token_reduction {method!r} cannot be combined with '
                              'rel_pos_bias=True: the relative position bias indexes the '
