@@ -13,6 +13,7 @@ from mmdyt.models.backbones.swin_checkpoint import UNFOLD_ORDER, resize_relative
 from mmdyt.models.layers import all_tokens_active
 from mmdyt.models.petl import merge_petl
 from mmdyt.models.record import ForwardRecord
+from tiny_dyt import tiny_arch, tiny_vit
 
 ARCH = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 2, 4])
 STAGES = (0, 1, 2, 3)
@@ -320,9 +321,8 @@ def test_map_smaller_than_window_names_the_problem():
 
 
 def test_vit_checkpoint_is_refused():
-    vit = DyTVisionTransformer(arch=dict(embed_dims=16, num_layers=2, num_heads=1,
-                                         feedforward_channels=32), img_size=32, patch_size=8,
-                               dispatch=None, adapter_dim=None)
+    vit = tiny_vit(arch=tiny_arch(num_layers=2, embed_dims=16, num_heads=1,
+                                  feedforward_channels=32), dispatch=None, adapter_dim=None)
     with pytest.raises(ValueError, match='ViT checkpoint.*not a Swin one'):
         build().load_pretrained(vit.state_dict())
 

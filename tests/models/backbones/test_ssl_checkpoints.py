@@ -5,16 +5,16 @@ import pytest
 import torch
 from mmpretrain.models import MAEViT, MoCoV3ViT, VisionTransformer
 
-from mmdyt.models.backbones import DyTVisionTransformer
+from tiny_dyt import tiny_arch, tiny_vit
 
-TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+#: The tiny ViT (C=48, 3 heads) with three blocks.
+TINY = tiny_arch(num_layers=3)
 
 
 def timm_vit(seed=0):
     """A dense DyT ViT with random weights: its state dict has timm's names."""
     torch.manual_seed(seed)
-    model = DyTVisionTransformer(arch=TINY, img_size=32, patch_size=8, dispatch=None,
-                                 adapter_dim=None, freeze_pretrained=False)
+    model = tiny_vit(num_layers=3, dispatch=None, adapter_dim=None, freeze_pretrained=False)
     for param in model.parameters():
         param.data.normal_(0, 0.1)
     return model.eval()
@@ -22,8 +22,7 @@ def timm_vit(seed=0):
 
 def loaded(checkpoint, path):
     torch.save(checkpoint, path)
-    model = DyTVisionTransformer(arch=TINY, img_size=32, patch_size=8, dispatch='mlp',
-                                 adapter_dim=8, pretrained=str(path))
+    model = tiny_vit(num_layers=3, dispatch='mlp', adapter_dim=8, pretrained=str(path))
     model.init_weights()
     for dispatcher in model.dispatchers():  # every token active: the dense ViT
         dispatcher.gate.bias.data.fill_(1e4)

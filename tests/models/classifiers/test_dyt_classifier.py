@@ -12,22 +12,20 @@ from mmengine.runner.checkpoint import (get_state_dict, load_checkpoint,  # noqa
 from mmpretrain.registry import MODELS  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
 
-from mmdyt.models.backbones import DyTVisionTransformer  # noqa: E402
 from mmdyt.models.peft_state import PEFT_METADATA_KEY  # noqa: E402
+from tiny_dyt import tiny_vit_cfg  # noqa: E402
 
-TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
 RATE_LOSS = dict(type='ActivationRateLoss', target_rate=0.5, loss_weight=2.0)
 
 
-def build(arch=TINY, img_size=32, patch_size=8, num_classes=5, rate_loss=RATE_LOSS,
-          distill=None, **backbone):
-    backbone.setdefault('adapter_dim', 8)
+def build(num_classes=5, rate_loss=RATE_LOSS, distill=None, width=48, **backbone):
+    """A DyTImageClassifier on the tiny ViT with three blocks and adapters
+    of 8, or on the backbone ``backbone`` (constructor arguments) makes of
+    it; ``width``: the backbone's embed_dims."""
     cfg = dict(
         type='DyTImageClassifier',
-        backbone=dict(type='DyTVisionTransformer', arch=arch, img_size=img_size,
-                      patch_size=patch_size, **backbone),
-        head=dict(type='LinearClsHead', num_classes=num_classes,
-                  in_channels=DyTVisionTransformer._parse_arch(arch)['embed_dims']),
+        backbone=tiny_vit_cfg(num_layers=3, **dict(dict(adapter_dim=8), **backbone)),
+        head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=width),
         rate_loss=rate_loss, distill=distill)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return MODELS.build(cfg)
@@ -207,8 +205,8 @@ def test_dyt_vit_b16_d64_checkpoint_is_small_and_reloads_identically(tmp_path):
     way the runner saves one (get_state_dict + save_checkpoint) holds only the
     trainable weights; a fresh model loading it takes its frozen weights from
     the named base checkpoint and predicts exactly as the saved model."""
-    kwargs = dict(arch='b', img_size=224, patch_size=16, num_classes=100, adapter_dim=64,
-                  adapter_scale=0.1)
+    kwargs = dict(arch='b', width=768, img_size=224, patch_size=16, num_classes=100,
+                  adapter_dim=64, adapter_scale=0.1)
     base = build(**kwargs)
     base_path = str(tmp_path / 'vit-b16_base.pth')
     torch.save({'state_dict': base.backbone.state_dict()}, base_path)

@@ -12,8 +12,9 @@ from mmdyt.models.flops import conv_patch_flops  # noqa: E402
 from mmdyt.models.heads.early_exit import first_exit  # noqa: E402
 from mmdyt.models.record import BlockRecord, ForwardRecord  # noqa: E402
 from peft_checks import assert_tuned_only_round_trip  # noqa: E402
+from tiny_dyt import tiny_vit_cfg  # noqa: E402
 
-TINY = dict(embed_dims=48, num_layers=6, num_heads=3, feedforward_channels=96)
+#: PETL settings of the tiny ViT (six blocks: three stages at exit_interval=2).
 BACKBONES = {
     'adapter': dict(dispatch=None, adapter_dim=None, petl=dict(type='houlsby', dim=8)),
     'lora': dict(dispatch=None, adapter_dim=None, petl=dict(type='lora', rank=4)),
@@ -29,8 +30,7 @@ def build(setting='rep_adapter', **kwargs):
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(dict(
             type='EarlyExitClassifier', num_classes=5,
-            backbone=dict(type='DyTVisionTransformer', arch=TINY, img_size=32, patch_size=8,
-                          **BACKBONES[setting]), **kwargs))
+            backbone=tiny_vit_cfg(6, **BACKBONES[setting]), **kwargs))
     for name, param in model.named_parameters():  # no zero-initialised branches
         if param.requires_grad:
             param.data.normal_(0, 0.2)
@@ -168,8 +168,7 @@ def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):
             torch.manual_seed(seed)
             return MODELS.build(dict(
                 type='EarlyExitClassifier', num_classes=5, exit_interval=2,
-                backbone=dict(type='DyTVisionTransformer', arch=TINY, img_size=32,
-                              patch_size=8, **BACKBONES['dyt']))).train()
+                backbone=tiny_vit_cfg(6, **BACKBONES['dyt']))).train()
 
     def predict(model):
         return torch.stack([s.pred_score for s in model.predict(x)])

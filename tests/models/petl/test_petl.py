@@ -1,15 +1,17 @@
 """PETL modules patched into the shared backbone: training, merging, FLOPs."""
+from functools import partial
+
 import pytest
 import torch
 import torch.nn as nn
 
 from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.petl import (GroupLinear, LoRALinear, PETLLinear, RepAdapterLinear,
-                               SequentialAdapterLinear, SlicedLoRALinear, apply_petl,
-                               merge_petl, set_dropout, unmerge_petl)
+                               SequentialAdapterLinear, SlicedLoRALinear, apply_petl, merge_petl,
+                               set_dropout, unmerge_petl)
 from mmdyt.models.record import BlockRecord
+import tiny_dyt
 
-TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
 SETTINGS = {
     'houlsby': dict(petl=dict(type='houlsby', dim=8)),
     'lora': dict(petl=dict(type='lora', rank=4, alpha=8, targets=['qkv'])),
@@ -18,9 +20,8 @@ SETTINGS = {
 }
 
 
-def tiny_vit(**kwargs):
-    return DyTVisionTransformer(arch=TINY, img_size=32, patch_size=8, dispatch=None,
-                                adapter_dim=None, **kwargs)
+#: The tiny ViT (C=48, 3 heads) with three blocks, without DyT's adapters and gates.
+tiny_vit = partial(tiny_dyt.tiny_vit, num_layers=3, dispatch=None, adapter_dim=None)
 
 
 def randomize_petl(model):

@@ -6,9 +6,10 @@ from mmaction.structures import ActionDataSample
 
 from mmdyt.models.record import ForwardRecord
 from peft_checks import assert_tuned_only_round_trip
+from tiny_dyt import tiny_vit_cfg
 
 DEFAULT_SCOPE = 'mmaction'
-TINY = dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=96)
+#: PETL settings of the tiny ViT (four blocks: two stages at exit_interval=2).
 BACKBONES = {
     'rep_adapter': dict(dispatch=None, adapter_dim=None, petl=dict(type='rep_adapter', dim=4)),
     'dyt': dict(dispatch='mlp', adapter_dim=8),
@@ -20,8 +21,8 @@ def build(setting='rep_adapter', seed=0, **kwargs):
     kwargs.setdefault('exit_interval', 2)
     model = MODELS.build(dict(
         type='EarlyExitRecognizer3D', num_classes=5, num_heads=3,
-        backbone=dict(type='FrameDyTVisionTransformer', arch=TINY, img_size=32, patch_size=8,
-                      **BACKBONES[setting]), **kwargs))
+        backbone=tiny_vit_cfg(num_layers=4, type='FrameDyTVisionTransformer',
+                              **BACKBONES[setting]), **kwargs))
     for param in model.parameters():  # no zero-initialised branches
         if param.requires_grad:
             param.data.normal_(0, 0.2)
@@ -108,7 +109,7 @@ def test_loss_per_exit_and_rate_loss_reach_the_parameters():
 def test_bad_backbone_is_refused():
     with pytest.raises(TypeError, match='needs a FrameDyTVisionTransformer backbone'):
         MODELS.build(dict(type='EarlyExitRecognizer3D', num_classes=5,
-                          backbone=dict(type='DyTVisionTransformer', arch=TINY)))
+                          backbone=tiny_vit_cfg(num_layers=4)))
 
 
 def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):

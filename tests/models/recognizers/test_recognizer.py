@@ -7,17 +7,19 @@ import mmdyt  # noqa: F401
 from mmdyt.models.backbones import DyTVisionTransformer, FrameDyTVisionTransformer
 from mmdyt.models.record import ForwardRecord, record_forwards
 from peft_checks import assert_tuned_only_round_trip
+from tiny_dyt import tiny_arch, tiny_vit, tiny_vit_cfg
 
 DEFAULT_SCOPE = 'mmaction'
-TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+#: The tiny ViT (C=48, 3 heads) with three blocks.
+TINY = tiny_arch(num_layers=3)
 
 
 def build(num_classes=5, rate_loss=dict(type='ActivationRateLoss'), width=48, heads=3,
           **backbone):
-    backbone = dict(dict(arch=TINY, img_size=32, patch_size=8, adapter_dim=8), **backbone)
+    backbone = tiny_vit_cfg(num_layers=3, type='FrameDyTVisionTransformer',
+                            **dict(dict(adapter_dim=8), **backbone))
     return MODELS.build(dict(
-        type='DyTRecognizer3D', rate_loss=rate_loss,
-        backbone=dict(type='FrameDyTVisionTransformer', **backbone),
+        type='DyTRecognizer3D', rate_loss=rate_loss, backbone=backbone,
         cls_head=dict(type='CrossAttentionHead', num_classes=num_classes, in_channels=width,
                       num_heads=heads)))
 
@@ -43,8 +45,7 @@ def test_frames_go_through_the_image_vit_one_by_one():
     with torch.no_grad():
         tokens = model.backbone(clips, record=record)
         clip_flops = model.backbone.flops(record)
-        image_vit = DyTVisionTransformer(arch=TINY, img_size=32, patch_size=8, adapter_dim=8,
-                                         num_prompts=2, out_type='raw').eval()
+        image_vit = tiny_vit(num_layers=3, adapter_dim=8, num_prompts=2, out_type='raw').eval()
         image_vit.load_state_dict(model.backbone.state_dict())
         frame = image_vit(clips[1, :, 2][None])[0]
     assert tokens.shape == (2, 4, 1 + 16, 48)  # class token + 4x4 patches, no prompts
@@ -110,8 +111,8 @@ def test_loss_adds_rate_loss():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match='max_testing_views'):
         MODELS.build(dict(type='DyTRecognizer3D', test_cfg=dict(max_testing_views=2),
-                          backbone=dict(type='FrameDyTVisionTransformer', arch=TINY,
-                                        img_size=32, patch_size=8, adapter_dim=8),
+                          backbone=tiny_vit_cfg(num_layers=3, type='FrameDyTVisionTransformer',
+                                                adapter_dim=8),
                           cls_head=dict(type='CrossAttentionHead', num_classes=5,
                                         in_channels=48, num_heads=3)))
     with pytest.raises(ValueError, match='out_type is fixed'):
