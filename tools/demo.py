@@ -66,7 +66,7 @@ PRETRAINED_NAME = 'vit-6x96-p4_fashion-mnist-seen5.pth'
 DEFAULT_TARGET = 'novel-fashion-1k'
 TARGETS = {
     DEFAULT_TARGET: ('the 5 unseen Fashion-MNIST classes (800 train / 200 val / '
-                         '5,000 test images)', None),
+                     '5,000 test images)', None),
     'mnist-1k': ('MNIST, cross-domain (800 train / 200 val / 4,000 test digits)',
                  '_base_/mnist-1k_bs32.py'),
 }
@@ -168,19 +168,22 @@ def load_tool(name):
 @contextlib.contextmanager
 def output_to(log_path, verbose):
     """Send what runs inside (print, warnings, mmengine's console log) to
-    ``log_path``, or also to the console with ``verbose``. The console
-    handlers of the loggers made inside are detached on the way out."""
+    ``log_path``, or also to the console with ``verbose``. On the way out,
+    the console handlers writing to that file are detached from the loggers
+    a tool run makes: its runner's (mmengine's current logger, the last one
+    made) and mmengine's default logger."""
     if verbose:
         yield
         return
-    before = set(MMLogger._instance_dict)
-    with open(log_path, 'w') as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
+    with open(log_path, 'w') as log:
         try:
-            yield
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
         finally:
-            for name in set(MMLogger._instance_dict) - before:
-                logger = MMLogger._instance_dict[name]
+            loggers = [MMLogger.get_current_instance()]
+            if MMLogger.check_instance_created('mmengine'):
+                loggers.append(MMLogger.get_instance('mmengine'))
+            for logger in loggers:
                 for handler in [h for h in logger.handlers if getattr(h, 'stream', None) is log]:
                     logger.removeHandler(handler)
 

@@ -12,8 +12,9 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import HOOKS
 
 from mmdyt.deploy import fuse_for_cpu
-from mmdyt.engine.launcher import (add_common_args, apply_common_args, build_runner,
-                                   exit_cpu_distributed, parse_with_local_rank)
+from mmdyt.engine.cli import add_common_args, apply_common_args, parse_with_local_rank
+from mmdyt.engine.distributed import exit_cpu_distributed
+from mmdyt.engine.runner import build_runner
 
 
 def parse_args(argv=None):

@@ -8,8 +8,10 @@ import argparse
 import mmdyt  # noqa: F401
 from mmengine.config import Config
 
-from mmdyt.engine.launcher import (add_common_args, apply_common_args, build_runner,
-                                   exit_cpu_distributed, parse_with_local_rank, work_dir_lock)
+from mmdyt.engine.cli import add_common_args, apply_common_args, parse_with_local_rank
+from mmdyt.engine.distributed import exit_cpu_distributed
+from mmdyt.engine.runner import build_runner
+from mmdyt.engine.work_dir import work_dir_lock
 
 
 def parse_args(argv=None):

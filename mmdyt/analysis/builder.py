@@ -1,9 +1,12 @@
-"""Building a model (and its test data) from a config, for the analysis tools."""
+"""Building a model (and the shape of its input) from a config, for the
+analysis tools."""
 import copy
 
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
+
+from ..models.backbones import FrameDyTVisionTransformer
 
 
 def load_config(config, cfg_options=None):
@@ -32,3 +35,19 @@ def build_model(cfg, checkpoint=None, device='cpu'):
     model.to(device)
     model.eval()
     return model
+
+
+def input_shape(shape, backbone, cfg=None):
+    """One sample of the model's input: ``shape`` (e.g. a tool's
+    ``--shape``) when given, else (3, H, W) at the ``backbone``'s
+    ``img_size``; for a recognizer (1, 3, T, H, W): one clip of the config's
+    ``clip_len`` frames (8 if the test pipeline does not say)."""
+    if shape:
+        return tuple(shape)
+    if backbone is None:
+        raise ValueError('no DyT backbone to read the input size from: give the shape')
+    if isinstance(backbone, FrameDyTVisionTransformer):
+        pipeline = (cfg or {}).get('test_pipeline') or []
+        clip_len = next((step['clip_len'] for step in pipeline if 'clip_len' in step), 8)
+        return (1, 3, clip_len) + tuple(backbone.img_size)
+    return (3, ) + tuple(backbone.img_size)

@@ -8,7 +8,6 @@ were skipped, so it only counts the rest of the model (necks, heads) while
 the backbone is replaced by a module that replays its recorded outputs.
 Convention: fvcore's, one multiply-add is one FLOP.
 """
-import inspect
 from contextlib import contextmanager
 
 import torch
@@ -17,17 +16,7 @@ from mmengine.analysis import FlopAnalyzer
 
 from ..models.early_exit import EarlyExitMixin
 from ..models.record import record_forwards
-from ..models.task_utils import find_dyt_backbone
-
-
-def tensor_forward(model, inputs):
-    """The raw network output of an mmpretrain / mmseg / mmaction model (or of
-    a bare backbone) for preprocessed ``inputs``, heads included."""
-    if 'stage' in inspect.signature(getattr(model, '_forward', lambda: None)).parameters:
-        return model._forward(inputs, stage='head')  # mmaction recognizers
-    if 'mode' in inspect.signature(model.forward).parameters:
-        return model(inputs, mode='tensor')
-    return model(inputs)
+from ..models.task_model import TensorForward, find_dyt_backbone, tensor_forward
 
 
 def count_parameters(model):
@@ -35,17 +24,6 @@ def count_parameters(model):
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
-
-
-class _TensorForward(nn.Module):
-    """``tensor_forward`` as a module, the form ``FlopAnalyzer`` traces."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs):
-        return tensor_forward(self.model, inputs)
 
 
 class _Replay(nn.Module):
@@ -132,7 +110,7 @@ def measure_flops(model, inputs, num_samples=None):
     rest, rest_modules = 0.0, {}
     if backbone is not model:
         with _replaced(model, backbone, _Replay(outputs[0])):
-            analyzer = FlopAnalyzer(_TensorForward(model), (inputs, ))
+            analyzer = FlopAnalyzer(TensorForward(model), (inputs, ))
             analyzer.unsupported_ops_warnings(False)
             analyzer.uncalled_modules_warnings(False)
             rest = analyzer.total() / num_samples

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..analysis.flops import _TensorForward
+from ..models.task_model import TensorForward
 
 #: The dynamo settings under which the skipping path is one graph.
 CAPTURE_DATA_DEPENDENT = dict(capture_dynamic_output_shape_ops=True,
@@ -46,7 +46,7 @@ class CompiledModel(nn.Module):
         super().__init__()
         python_scalars(model)
         self.model = model
-        self.compiled = torch.compile(_TensorForward(model), **compile_kwargs)
+        self.compiled = torch.compile(TensorForward(model), **compile_kwargs)
 
     def forward(self, inputs):
         with torch._dynamo.config.patch(**CAPTURE_DATA_DEPENDENT):
@@ -70,7 +70,7 @@ def graph_breaks(model, inputs, capture=True):
     python_scalars(model)
     torch._dynamo.reset()
     with torch._dynamo.config.patch(**settings):
-        explanation = torch._dynamo.explain(_TensorForward(model))(inputs)
+        explanation = torch._dynamo.explain(TensorForward(model))(inputs)
     torch._dynamo.reset()
     return dict(graphs=explanation.graph_count, breaks=explanation.graph_break_count,
                 reasons=[str(b.reason).splitlines()[0] for b in explanation.break_reasons])

@@ -10,8 +10,8 @@ example's pattern, as ``torch.jit.trace`` and the TorchScript exporter did
 :func:`check_onnx` runs the exported file in ONNX Runtime against PyTorch on
 inputs whose activation patterns differ from the export example: random
 inputs of other batch sizes as trained, and the gates' biases moved so that
-every patch token is active, none is, or half of them (the same biases are
-written into a copy of the ONNX graph's initializers).
+every patch token is active, none is, or half of them (one ONNX Runtime
+session, fed the same biases for the graph's gate bias initializers).
 
 The exported graph takes the preprocessed batch (normalized, (B, 3, H, W);
 a recognizer's (B, views, 3, T, H, W) clips) and returns the model's
@@ -27,10 +27,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..analysis.benchmark import backbone_inputs, force_activation_rate
-from ..analysis.flops import _TensorForward
 from ..models.record import record_forwards
-from ..models.task_utils import find_dyt_backbone
+from ..models.task_model import (TensorForward, backbone_inputs, find_dyt_backbone,
+                                 forced_activation_rate)
 
 DEFAULT_OPSET = 20
 #: ONNX ops that only a graph selecting tokens at run time contains.
@@ -103,7 +102,7 @@ def _leaves(outputs):
     return [leaf for out in outputs for leaf in _leaves(out)]
 
 
-class _Flat(_TensorForward):
+class _Flat(TensorForward):
     """The model's tensor forward, outputs flattened (what the graph returns)."""
 
     def forward(self, inputs):
@@ -126,12 +125,12 @@ def _masked_path(backbone, masked):
 
 
 @contextlib.contextmanager
-def _distinct_gate_biases(model):
+def _distinct_gate_biases(model, backbone):
     """Within the block, every gate bias differs from the others, so the
     exporter keeps each as its own named initializer (it merges equal ones,
     e.g. zero-initialised gates); :func:`export_onnx` writes the real values
     back."""
-    biases = list(gate_bias_names(model))
+    biases = list(gate_bias_names(model, backbone))
     original = [bias.detach().clone() for bias in biases]
     with torch.no_grad():
         for i, bias in enumerate(biases):
@@ -173,13 +172,14 @@ def export_onnx(model, path, example, dynamic_batch=True, opset=DEFAULT_OPSET,
                          f'samples, got {example.shape[0]}')
     backbone = find_dyt_backbone(model)
     dynamic = ({0: torch.export.Dim('batch')}, ) if dynamic_batch else None
-    with _masked_path(backbone, masked), _distinct_gate_biases(model), torch.no_grad():
+    with _masked_path(backbone, masked), _distinct_gate_biases(model, backbone), \
+            torch.no_grad():
         program = torch.onnx.export(_Flat(model).eval(), (example, ), dynamo=True,
                                     dynamic_shapes=dynamic, opset_version=opset,
                                     input_names=['inputs'], verbose=False)
     program.save(str(path), external_data=False)
     import onnx
-    onnx_model = with_gate_biases(onnx.load(str(path)), model)
+    onnx_model = _with_biases(onnx.load(str(path)), gate_bias_names(model, backbone))
     onnx.save(onnx_model, str(path))
     graph = onnx_model.graph
     ops = Counter(node.op_type for node in graph.node)
@@ -195,23 +195,27 @@ def export_onnx(model, path, example, dynamic_batch=True, opset=DEFAULT_OPSET,
     return ExportReport(str(path), mode, bool(batch_dim.dim_param), opset, dict(ops))
 
 
-def gate_bias_names(model):
+def gate_bias_names(model, backbone):
     """Dispatcher gate bias -> its name in the exported graph (the name of
-    the parameter under the export wrapper)."""
-    backbone = find_dyt_backbone(model)
+    the parameter under the export wrapper); ``backbone``: the DyT backbone
+    of ``model`` (:func:`find_dyt_backbone`) or None."""
     if backbone is None:
         return {}
     names = {id(p): f'model.{name}' for name, p in model.named_parameters()}
     return {d.gate.bias: names[id(d.gate.bias)] for d in backbone.dispatchers()}
 
 
-def _session(onnx_model, threads=None, profile_prefix=None):
+def _session(onnx_model, threads=None, profile_prefix=None, quiet=False):
     """A CPU ONNX Runtime session of ``onnx_model`` (an ``onnx.ModelProto``):
     all graph optimizations, sequential execution, ``threads`` intra-op
     threads (ORT's default when None) and one inter-op thread; with
-    ``profile_prefix``, ORT's profiling on (``{profile_prefix}_*.json``)."""
+    ``profile_prefix``, ORT's profiling on (``{profile_prefix}_*.json``);
+    ``quiet``: ORT logs errors only (not the warning that fed initializers
+    are not constants)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
+    if quiet:
+        options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if threads is not None:
@@ -248,55 +252,86 @@ class OnnxRuntimeModel(nn.Module):
         return tuple(torch.from_numpy(out) for out in outputs)
 
 
-def with_gate_biases(onnx_model, model):
-    """A copy of ``onnx_model`` whose gate bias initializers hold the
-    current biases of ``model``'s dispatchers."""
+def _gate_initializers(onnx_model, names):
+    """``onnx_model``'s initializers named ``names`` (the gate biases)."""
+    initializers = {init.name: init for init in onnx_model.graph.initializer}
+    missing = [name for name in names if name not in initializers]
+    if missing:
+        raise ValueError(f'the gate bias {missing[0]} is not an initializer of the ONNX graph')
+    return [initializers[name] for name in names]
+
+
+def _with_biases(onnx_model, bias_names):
+    """A copy of ``onnx_model`` whose initializers of ``bias_names`` (gate
+    bias -> name, :func:`gate_bias_names`) hold the biases' current values."""
     from onnx import numpy_helper
     out = copy.deepcopy(onnx_model)
-    initializers = {init.name: init for init in out.graph.initializer}
-    for bias, name in gate_bias_names(model).items():
-        if name not in initializers:
-            raise ValueError(f'the gate bias {name} is not an initializer of the ONNX graph')
-        initializers[name].CopyFrom(
-            numpy_helper.from_array(bias.detach().cpu().numpy(), name))
+    for init, (bias, name) in zip(_gate_initializers(out, list(bias_names.values())),
+                                  bias_names.items()):
+        init.CopyFrom(numpy_helper.from_array(bias.detach().cpu().numpy(), name))
     return out
 
 
-def _set_gate_biases(model, biases):
+def with_gate_biases(onnx_model, model):
+    """A copy of ``onnx_model`` whose gate bias initializers hold the
+    current biases of ``model``'s dispatchers."""
+    return _with_biases(onnx_model, gate_bias_names(model, find_dyt_backbone(model)))
+
+
+def _fed_gate_biases(onnx_model, names):
+    """A copy of ``onnx_model`` in which the gate bias initializers
+    ``names`` are also graph inputs, so that a session run can feed them
+    (ONNX Runtime's overridable initializers)."""
+    from onnx import helper
+    out = copy.deepcopy(onnx_model)
+    out.graph.input.extend(
+        helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+        for init in _gate_initializers(out, names))
+    return out
+
+
+@contextlib.contextmanager
+def _offset_gate_biases(biases, offset):
+    """Within the block, every one of ``biases`` is moved by ``offset``
+    (their values restored bit for bit on the way out)."""
+    original = [bias.detach().clone() for bias in biases]
     with torch.no_grad():
-        for bias, value in biases.items():
-            bias.copy_(value)
-
-
-def _patterns(model, batch_sizes, shape, generator):
-    """(pattern, batch size, inputs) with ``model``'s gate biases set for it
-    (restored at the end)."""
-    backbone = find_dyt_backbone(model)
-    original = {bias: bias.detach().clone() for bias in gate_bias_names(model)}
+        for bias, value in zip(biases, original):
+            bias.copy_(value + offset)
     try:
-        for batch_size in batch_sizes:
-            inputs = 3 * torch.randn(batch_size, *shape, generator=generator)
-            yield 'as trained', batch_size, inputs
-        if not original:
-            return
-        for pattern, offset in (('all on', FORCE_BIAS), ('all off', -FORCE_BIAS)):
-            _set_gate_biases(model, {b: v + offset for b, v in original.items()})
+        yield
+    finally:
+        with torch.no_grad():
+            for bias, value in zip(biases, original):
+                bias.copy_(value)
+
+
+def _patterns(backbone, biases, batch_sizes, shape, generator):
+    """(pattern, batch size, inputs), the ``backbone``'s gate ``biases`` set
+    for the pattern while it is used (and restored after it)."""
+    for batch_size in batch_sizes:
+        inputs = 3 * torch.randn(batch_size, *shape, generator=generator)
+        yield 'as trained', batch_size, inputs
+    if not biases:
+        return
+    for pattern, offset in (('all on', FORCE_BIAS), ('all off', -FORCE_BIAS)):
+        with _offset_gate_biases(biases, offset):
             yield pattern, batch_sizes[-1], torch.randn(batch_sizes[-1], *shape,
                                                         generator=generator)
-        _set_gate_biases(model, original)
-        # half of the patch tokens of another batch: moves the biases only
-        other = torch.randn(batch_sizes[-1], *shape, generator=generator)
-        force_activation_rate(backbone, 0.5, backbone_inputs(backbone, other))
+    # half of the patch tokens of another batch: moves the biases only
+    other = torch.randn(batch_sizes[-1], *shape, generator=generator)
+    with forced_activation_rate(backbone, 0.5, backbone_inputs(backbone, other)):
         yield 'half on', batch_sizes[-1], torch.randn(batch_sizes[-1], *shape,
                                                       generator=generator)
-    finally:
-        _set_gate_biases(model, original)
 
 
 @torch.no_grad()
 def check_onnx(model, path, shape, batch_sizes=(1, 3, 8), tolerance=1e-4, seed=0):
     """Compare the exported ``path`` in ONNX Runtime with ``model`` in
     PyTorch on activation patterns unlike the export example's.
+
+    One ONNX Runtime session runs every comparison; each run feeds the gate
+    biases of ``model`` in place of the graph's gate bias initializers.
 
     Args:
         model (nn.Module): the exported model, eval mode (its gate biases are
@@ -317,30 +352,32 @@ def check_onnx(model, path, shape, batch_sizes=(1, 3, 8), tolerance=1e-4, seed=0
             pattern was not reached; the message lists every comparison.
     """
     import onnx
-    onnx_model = onnx.load(str(path))
     backbone = find_dyt_backbone(model)
+    bias_names = gate_bias_names(model, backbone)
+    session = _session(_fed_gate_biases(onnx.load(str(path)), list(bias_names.values())),
+                       quiet=True)
     wrapped = _Flat(model).eval()
     generator = torch.Generator().manual_seed(seed)
     results, problems = [], []
-    sessions = {}
-    for pattern, batch_size, inputs in _patterns(model, list(batch_sizes), shape, generator):
-        if pattern not in sessions:
-            sessions = {pattern: _session(with_gate_biases(onnx_model, model))}
-        if backbone is not None:
-            with record_forwards(backbone) as records:
-                expected = wrapped(inputs)
-            rates = records[0].activation_rates()
-            rate = rates.mean().item() if rates.numel() else None
-        else:
-            expected, rate = wrapped(inputs), None
-        got = sessions[pattern].run(None, {'inputs': inputs.numpy()})
-        diff = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
-        results.append(CheckResult(pattern, batch_size, rate, diff))
-        if not diff <= tolerance:
-            problems.append(f'{results[-1]} > {tolerance}')
-        wanted = {'all on': 1.0, 'all off': 0.0}.get(pattern)
-        if wanted is not None and rate is not None and rate != wanted:
-            problems.append(f'{pattern}: activation rate {rate:.3f}, not {wanted}')
+    patterns = _patterns(backbone, list(bias_names), list(batch_sizes), shape, generator)
+    with contextlib.closing(patterns):
+        for pattern, batch_size, inputs in patterns:
+            if backbone is not None:
+                with record_forwards(backbone) as records:
+                    expected = wrapped(inputs)
+                rates = records[0].activation_rates()
+                rate = rates.mean().item() if rates.numel() else None
+            else:
+                expected, rate = wrapped(inputs), None
+            feed = {name: bias.detach().cpu().numpy() for bias, name in bias_names.items()}
+            got = session.run(None, dict(feed, inputs=inputs.numpy()))
+            diff = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
+            results.append(CheckResult(pattern, batch_size, rate, diff))
+            if not diff <= tolerance:
+                problems.append(f'{results[-1]} > {tolerance}')
+            wanted = {'all on': 1.0, 'all off': 0.0}.get(pattern)
+            if wanted is not None and rate is not None and rate != wanted:
+                problems.append(f'{pattern}: activation rate {rate:.3f}, not {wanted}')
     if problems:
         raise ExportCheckError(f'{path} does not match PyTorch: ' + '; '.join(problems) +
                                '\n' + '\n'.join(map(str, results)))

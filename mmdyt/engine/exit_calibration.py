@@ -68,9 +68,9 @@ def calibrate_per_exit(confidences, correct, cum_flops, budget_flops, num_candid
     step lowers the threshold of one early exit to its next candidate (the
     exit's observed confidences, at most ``num_candidates`` quantiles),
     choosing the move that loses the least accuracy per FLOP saved (ties:
-    the one that saves most), until the mean FLOPs meet the budget. Thresholds only fall along the way, so a larger budget
-    stops earlier on the same path: the thresholds are monotone in the
-    budget.
+    the one that saves most), until the mean FLOPs meet the budget.
+    Thresholds only fall along the way, so a larger budget stops earlier on
+    the same path: the thresholds are monotone in the budget.
 
     Args:
         confidences (Tensor): (N, S) max softmax probability per exit.

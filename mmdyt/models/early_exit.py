@@ -16,7 +16,7 @@ from mmengine.logging import print_log
 from .heads.early_exit import balanced_head_specs, exit_heads_summary, reaches_threshold
 from .petl import set_dropout
 from .record import ForwardRecord
-from .task_utils import DyTTaskMixin
+from .task_mixin import DyTTaskMixin
 
 
 class EarlyExitMixin(DyTTaskMixin):

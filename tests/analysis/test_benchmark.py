@@ -1,8 +1,9 @@
-"""Forced activation rates, interleaved timing and training-step cost."""
+"""Forced activation rates (and undoing them), interleaved timing and
+training-step cost."""
 import pytest
 import torch
 
-from mmdyt.analysis import (dense_baseline, force_activation_rate,
+from mmdyt.analysis import (dense_baseline, force_activation_rate, forced_activation_rate,
                             linear_kernel_times, summarize, time_interleaved,
                             training_step_cost)
 from mmdyt.models.backbones import DyTVisionTransformer
@@ -35,6 +36,28 @@ def test_force_activation_rate_errors():
         force_activation_rate(tiny(adapter_dim=8), 1.5, x)
     with pytest.raises(ValueError, match='no dispatchers'):
         force_activation_rate(tiny(dispatch=None, adapter_dim=None), 0.5, x)
+
+
+@pytest.mark.parametrize('rate', [0.0, 0.5, 1.0])
+def test_forced_activation_rate_is_undone(rate):
+    torch.manual_seed(0)
+    model = tiny(dispatch='attn_mlp', adapter_dim=8)
+    for dispatcher in model.dispatchers():
+        torch.nn.init.normal_(dispatcher.gate.weight, std=0.5)
+    x = torch.randn(4, 3, 32, 32)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        before = model(x)
+    with forced_activation_rate(model, rate, x) as rates:
+        assert torch.allclose(rates, torch.full_like(rates, rate))
+    with pytest.raises(RuntimeError, match='inside'):
+        with forced_activation_rate(model, rate, x):
+            raise RuntimeError('inside')
+    with torch.no_grad():
+        after = model(x)
+    assert state.keys() == model.state_dict().keys()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
 
 
 def test_dense_baseline_is_mmpretrain_vit_of_same_arch():
@@ -70,13 +93,13 @@ def test_training_step_cost_trains_only_tuning_parameters():
 
 
 def test_peak_rss_reset_forgets_earlier_peaks():
-    from mmdyt.analysis.benchmark import _peak_rss_bytes, _reset_peak_rss
+    from mmdyt.analysis.memory import peak_rss_bytes, reset_peak_rss
     block = torch.ones(64 * 2**20 // 4)  # 64 MiB, resident
     del block
-    peak_with_block = _peak_rss_bytes()
-    if not _reset_peak_rss():
+    peak_with_block = peak_rss_bytes()
+    if not reset_peak_rss():
         pytest.skip('/proc/self/clear_refs is not writable here')
-    assert _peak_rss_bytes() < peak_with_block - 32 * 2**20
+    assert peak_rss_bytes() < peak_with_block - 32 * 2**20
 
 
 def test_linear_kernel_times_rows():

@@ -2,7 +2,7 @@
 import torch
 
 from mmdyt.models.peft_state import PEFT_METADATA_KEY
-from mmdyt.models.task_utils import find_dyt_backbone
+from mmdyt.models.task_model import find_dyt_backbone
 
 
 def assert_tuned_only_round_trip(build, predict, tmp_path):

@@ -41,16 +41,15 @@ def test_compiled_model_follows_each_activation_pattern(dispatch):
 
 
 def test_onnxruntime_runtime_times_both_exports(tmp_path):
-    from mmdyt.analysis import dense_baseline, force_activation_rate
+    from mmdyt.analysis import dense_baseline, forced_activation_rate
     model = tiny_dyt('attn')
     models = dict(model=model, baseline=dense_baseline(model))
     runtime = InferenceRuntime(models, 'onnxruntime', shape=(3, 32, 32), threads=1,
                                directory=str(tmp_path))
     assert 'skipping path' in runtime.lines[0] and 'no dispatchers' in runtime.lines[1]
     x = images(4)
-    force_activation_rate(model, 0.5, x)
-    timed = runtime.timed()  # the forced gate biases go into the graph
-    with torch.no_grad():
+    with forced_activation_rate(model, 0.5, x), torch.no_grad():
+        timed = runtime.timed()  # the forced gate biases go into the graph
         torch.testing.assert_close(timed['model'](x)[0], model(x)[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(timed['baseline'](x)[0], models['baseline'](x)[0],
                                    atol=1e-5, rtol=0)

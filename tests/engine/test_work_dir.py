@@ -13,8 +13,8 @@ import torch
 
 import train_runs
 
-from mmdyt.engine import launcher
-from mmdyt.engine.launcher import find_resume_checkpoint, work_dir_lock
+from mmdyt.engine.distributed import first_slurm_host
+from mmdyt.engine.work_dir import find_resume_checkpoint, work_dir_lock
 
 
 def checkpoint(path, value=0):
@@ -103,9 +103,9 @@ def test_item15_scontrol_gets_an_argument_list(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv('PATH', f'{tmp_path}{os.pathsep}{os.environ["PATH"]}')
     node_list = f'node[1-2];touch {marker}'
-    assert launcher.first_slurm_host(node_list) == 'host-a'
+    assert first_slurm_host(node_list) == 'host-a'
     assert not marker.exists()
     assert (tmp_path / 'args').read_text().splitlines() == ['show', 'hostnames', node_list]
     monkeypatch.setenv('PATH', str(tmp_path / 'empty'))
     with pytest.raises(RuntimeError, match='needs `scontrol` on PATH'):
-        launcher.first_slurm_host('node1')
+        first_slurm_host('node1')

@@ -10,7 +10,7 @@ pytest.importorskip('mmpretrain')
 
 from train_runs import ROOT, load_tool  # noqa: E402
 
-from mmdyt.analysis.benchmark import DynamicInference, timed_form  # noqa: E402
+from mmdyt.analysis.timing import DynamicInference, timed_form  # noqa: E402
 from mmdyt.analysis.flops import measure_flops  # noqa: E402
 
 CONFIGS = [str(ROOT / 'configs/cls' / path) for path in (

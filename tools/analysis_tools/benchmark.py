@@ -69,12 +69,14 @@ from mmengine.config import DictAction
 from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
                             linear_kernel_times, load_config, measure_flops, summarize,
                             time_interleaved, training_step_cost)
-from mmdyt.analysis.benchmark import backbone_inputs, compare_speed, dense_flops, input_shape
+from mmdyt.analysis.baselines import dense_flops
+from mmdyt.analysis.builder import input_shape
+from mmdyt.analysis.timing import compare_speed
 from mmdyt.deploy import fuse_for_cpu
 from mmdyt.deploy.runtime import RUNTIMES, InferenceRuntime
 from mmdyt.models.backbones import FrameDyTVisionTransformer
 from mmdyt.models.petl import merge_petl
-from mmdyt.models.task_utils import find_dyt_backbone
+from mmdyt.models.task_model import backbone_inputs, find_dyt_backbone
 
 DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16)
 DENSE_BACKBONE = {'model.backbone.dispatch': None, 'model.backbone.adapter_dim': None}
@@ -287,7 +289,7 @@ def benchmark_comparison(args):
                          'configs of one task')
     first = backbones[names[0]]
     baseline, description = default_baseline(args.config, args.cfg_options, models[names[0]],
-                                              device, mode='--compare')
+                                             device, mode='--compare')
     baseline.to(device, dtype)
     dense_model = None if tasks[names[0]] == 'classification' else baseline
     if dense_model is None:

@@ -28,7 +28,7 @@ from mmengine.runner import Runner
 from mmdyt.analysis import (build_model, count_parameters, force_activation_rate,
                             load_config, measure_flops)
 from mmdyt.models.flops import FLOPS_CONVENTIONS, flops_convention
-from mmdyt.models.task_utils import find_dyt_backbone
+from mmdyt.models.task_model import find_dyt_backbone
 from mmdyt.models.token_reduction import token_counts
 
 

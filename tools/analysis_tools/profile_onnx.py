@@ -31,10 +31,10 @@ from benchmark import default_baseline
 from mmengine.config import DictAction
 
 from mmdyt.analysis import build_model, force_activation_rate, load_config
-from mmdyt.analysis.benchmark import backbone_inputs, input_shape
+from mmdyt.analysis.builder import input_shape
 from mmdyt.deploy.onnx import OnnxRuntimeModel, with_gate_biases
 from mmdyt.deploy.runtime import InferenceRuntime
-from mmdyt.models.task_utils import find_dyt_backbone
+from mmdyt.models.task_model import backbone_inputs, find_dyt_backbone
 
 #: Row label -> the ONNX / ORT op types it sums; the rest goes to 'other'.
 OP_GROUPS = {

@@ -25,9 +25,9 @@ from mmengine.config import DictAction
 from mmengine.runner import CheckpointLoader, Runner
 
 from mmdyt.analysis import build_model, load_config
-from mmdyt.analysis.benchmark import compare_speed
+from mmdyt.analysis.timing import compare_speed
 from mmdyt.models.backbones.checkpoint import load_vit_checkpoint
-from mmdyt.models.task_utils import find_dyt_backbone
+from mmdyt.models.task_model import find_dyt_backbone
 
 
 def parse_args(argv=None):

@@ -32,7 +32,7 @@ from mmengine.config import DictAction
 
 from mmdyt.analysis import build_model, load_config
 from mmdyt.models.record import ForwardRecord
-from mmdyt.models.task_utils import find_dyt_backbone
+from mmdyt.models.task_model import find_dyt_backbone
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402

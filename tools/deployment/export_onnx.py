@@ -28,10 +28,10 @@ import torch
 from mmengine.config import DictAction
 
 from mmdyt.analysis import build_model, load_config
-from mmdyt.analysis.benchmark import input_shape
+from mmdyt.analysis.builder import input_shape
 from mmdyt.deploy.onnx import (DEFAULT_OPSET, ExportCheckError, check_onnx,
                                export_onnx)
-from mmdyt.models.task_utils import find_dyt_backbone
+from mmdyt.models.task_model import find_dyt_backbone
 
 
 def parse_args(argv=None):

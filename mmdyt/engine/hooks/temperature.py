@@ -4,7 +4,7 @@ import math
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ...models.task_utils import find_dyt_backbone
+from ...models.task_model import find_dyt_backbone
 
 TAU_POLICIES = ('constant', 'linear', 'cosine')
 

@@ -4,7 +4,7 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 
 from ..flops import linear_layers_flops
-from ..task_utils import DyTTaskMixin, attach_efficiency
+from ..task_mixin import DyTTaskMixin, attach_efficiency
 from ..token_reduction import reduction_disabled
 
 

@@ -11,7 +11,7 @@ from mmpretrain.structures import DataSample
 
 from ..early_exit import EarlyExitMixin
 from ..heads.early_exit import ExitHead
-from ..task_utils import attach_efficiency
+from ..task_mixin import attach_efficiency
 
 
 @MODELS.register_module()

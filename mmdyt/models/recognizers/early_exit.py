@@ -10,7 +10,7 @@ from mmengine.model import BaseModel
 from ..backbones import FrameDyTVisionTransformer
 from ..early_exit import EarlyExitMixin
 from ..heads import VideoExitHead
-from ..task_utils import attach_efficiency
+from ..task_mixin import attach_efficiency
 
 
 @MODELS.register_module()

@@ -4,7 +4,7 @@ from mmaction.models.recognizers import Recognizer3D
 from mmaction.registry import MODELS
 
 from ..backbones import FrameDyTVisionTransformer
-from ..task_utils import DyTTaskMixin, attach_efficiency
+from ..task_mixin import DyTTaskMixin, attach_efficiency
 
 
 @MODELS.register_module()

@@ -1,6 +1,5 @@
 """Segmentation task glue for mmsegmentation (imported only when mmseg is
-installed): the DyT segmentor and its FLOPs count."""
+installed): the DyT segmentor."""
 from .encoder_decoder import DyTEncoderDecoder
-from .flops import segmentor_flops
 
-__all__ = ['DyTEncoderDecoder', 'segmentor_flops']
+__all__ = ['DyTEncoderDecoder']

@@ -11,7 +11,7 @@ import torch
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 
-from ..task_utils import DyTTaskMixin, attach_efficiency
+from ..task_mixin import DyTTaskMixin, attach_efficiency
 
 
 @MODELS.register_module()

@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmdyt.analysis import force_activation_rate
+from mmdyt.analysis import forced_activation_rate
 from mmdyt.models.backbones import DyTSwinTransformer
 from mmdyt.models.record import ForwardRecord
 
@@ -40,8 +40,10 @@ def model():
     return segmentor
 
 
+@torch.no_grad()
 def randomize_gates(backbone):
-    """Fresh gate weights (forcing a rate of 0 or 1 zeroes them)."""
+    """Random gate weights (seeded), for patterns that differ from token to
+    token."""
     torch.manual_seed(1)
     for dispatcher in backbone.dispatchers():
         torch.nn.init.normal_(dispatcher.gate.weight, std=0.5)
@@ -54,9 +56,8 @@ def test_skipping_equals_masked_logits(model, mode, rate):
     assert isinstance(backbone, DyTSwinTransformer)
     model.test_cfg.mode = mode
     inputs, samples = make_batch(batch_size=2, height=64, width=96)
-    with torch.no_grad():
-        randomize_gates(backbone)
-        force_activation_rate(backbone, rate, inputs[:, :, :, :64])
+    randomize_gates(backbone)
+    with torch.no_grad(), forced_activation_rate(backbone, rate, inputs[:, :, :, :64]):
         backbone.skip_inactive = True
         skipped = model.predict(inputs, [s.clone() for s in samples])
         backbone.skip_inactive = False
@@ -76,9 +77,8 @@ def test_skipping_equals_masked_logits(model, mode, rate):
 def test_whole_and_slide_flops_come_from_the_records(model):
     backbone = model.dyt_backbone
     inputs, _ = make_batch(batch_size=1, height=64, width=96)
-    with torch.no_grad():
-        randomize_gates(backbone)
-        force_activation_rate(backbone, 0.5, inputs[:, :, :, :64])
+    randomize_gates(backbone)
+    with torch.no_grad(), forced_activation_rate(backbone, 0.5, inputs[:, :, :, :64]):
         model.test_cfg.mode = 'whole'
         whole = model.predict(inputs)[0].metainfo['dyt_flops']
         model.test_cfg.mode = 'slide'

@@ -3,12 +3,12 @@ import subprocess
 import sys
 import textwrap
 
-from mmdyt.engine.launcher import exit_cpu_distributed
+from mmdyt.engine.distributed import exit_cpu_distributed
 
 SCRIPT = textwrap.dedent('''
     import logging, sys
     import torch.distributed as dist
-    from mmdyt.engine.launcher import exit_cpu_distributed
+    from mmdyt.engine.distributed import exit_cpu_distributed
     dist.init_process_group('gloo', init_method='file://{store}', rank=0, world_size=1)
     handler = logging.FileHandler({log!r})
     logger = logging.getLogger('run')

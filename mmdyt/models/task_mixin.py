@@ -1,34 +1,15 @@
-"""What the task glue of every toolbox shares: finding the DyT backbone,
-tuned-only checkpoints, the losses and log scalars of a forward record, and
-the efficiency figures each prediction carries to the metric."""
+"""The task mixin every toolbox's task glue (classifier, segmentor,
+recognizer) shares: tuned-only checkpoints, the losses and log scalars of a
+forward record, and the efficiency figures each prediction carries to the
+metric."""
 from mmengine.registry import MODELS
 
-from .backbones import DyTBackbone
+from .backbones.checkpoint import pop_pretrained_init
 from .layers import all_tokens_active
 from .losses import distillation_kl
-from .backbones.checkpoint import pop_pretrained_init
 from .peft_state import install_peft_state
 from .record import record_forwards
-
-
-def find_dyt_backbone(model):
-    """The first :class:`DyTBackbone` (e.g. :class:`DyTVisionTransformer`)
-    inside ``model`` (a backbone, a wrapper around one, or a whole
-    classifier / segmentor / recognizer), or None."""
-    for module in model.modules():
-        if isinstance(module, DyTBackbone):
-            return module
-    return None
-
-
-def require_dyt_backbone(model, owner):
-    """:func:`find_dyt_backbone`, raising the one error of the task glue
-    when there is none."""
-    backbone = find_dyt_backbone(model)
-    if backbone is None:
-        raise TypeError(f'{owner} needs a DyTVisionTransformer backbone (or another DyT '
-                        f'backbone, e.g. DyTSwinTransformer), got {type(model).__name__}')
-    return backbone
+from .task_model import require_dyt_backbone
 
 
 def build_rate_loss(rate_loss):
