@@ -12,11 +12,13 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmpretrain.registry import DATASETS, MODELS  # noqa: E402
 
+from tiny_dyt import tiny_arch  # noqa: E402
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', 'cls', '**', '*.py'),
                                       recursive=True) if '_base_' not in p)
 DYT_CONFIGS = [p for p in CONFIGS if Config.fromfile(p).model.type == 'DyTImageClassifier']
-TINY = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
+TINY = tiny_arch(num_layers=2)
 #: backbone type -> tiny backbone overrides and the width of its output
 TINY_BACKBONES = {
     'DyTVisionTransformer': (dict(arch=TINY, img_size=32, patch_size=16), 48),

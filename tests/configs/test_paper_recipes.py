@@ -1,4 +1,4 @@
-"""Recipes as the papers and the reference code ran them (issue 21): the
+"""Recipes as the papers and the reference code ran them: the
 parameter and FLOPs figures of the Dyn-Adapter baselines against the paper's
 Tables 1, 2 and 4 (real ViT-B/16 configs), and one check per recipe
 setting."""
@@ -17,6 +17,7 @@ from mmdyt.models.flops import flops_convention  # noqa: E402
 from mmdyt.models.heads.early_exit import ExitHead, mlp_head_width  # noqa: E402
 from mmdyt.models.petl import merge_petl  # noqa: E402
 from mmdyt.models.record import ForwardRecord  # noqa: E402
+from tiny_dyt import tiny_vit_cfg  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS = osp.join(ROOT, 'configs', 'cls')
@@ -151,13 +152,12 @@ def test_few_shot_recipe_of_the_reference_code():
 def test_early_exit_losses_take_the_mixed_soft_targets():
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
-    tiny = dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=96)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(dict(
             type='EarlyExitClassifier', num_classes=3, exit_interval=2,
             loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-            backbone=dict(type='DyTVisionTransformer', arch=tiny, img_size=32, patch_size=8,
-                          dispatch=None, adapter_dim=None, petl=dict(type='houlsby'))))
+            backbone=tiny_vit_cfg(num_layers=4, dispatch=None, adapter_dim=None,
+                                  petl=dict(type='houlsby'))))
     soft = torch.tensor([[0.7, 0.3, 0.0], [0.0, 0.4, 0.6]])
     samples = [DataSample().set_gt_label(0).set_gt_score(s) for s in soft]
     torch.manual_seed(0)

@@ -8,11 +8,12 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmdyt  # noqa: F401
+from tiny_dyt import tiny_arch
 
 CONFIG_ROOT = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'seg')
 CONFIGS = sorted(p for p in glob.glob(osp.join(CONFIG_ROOT, '*', '*.py')) if '_base_' not in p)
 METHODS = ('dyt', 'full', 'linear', 'adaptformer', 'lora', 'vpt', 'dynamic_full')
-TINY = dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=96)
+TINY = tiny_arch(num_layers=4)
 BN = dict(type='BN', requires_grad=True)
 
 

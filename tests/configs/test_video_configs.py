@@ -8,10 +8,11 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmdyt  # noqa: F401
+from tiny_dyt import tiny_arch
 
 CONFIG_ROOT = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'video')
 CONFIGS = sorted(p for p in glob.glob(osp.join(CONFIG_ROOT, '*', '*.py')) if '_base_' not in p)
-TINY = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
+TINY = tiny_arch(num_layers=2)
 METHODS = ('dyt', 'full', 'linear', 'adaptformer', 'lora', 'vpt', 'dynamic_full')
 
 
