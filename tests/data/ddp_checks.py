@@ -12,8 +12,10 @@ from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.layers import dispatcher
 from mmdyt.models.losses import ActivationRateLoss
 from mmdyt.models.record import ForwardRecord
+from tiny_dyt import tiny_arch
 
-TINY_ARCH = dict(embed_dims=24, num_layers=2, num_heads=2, feedforward_channels=48)
+#: Half the tiny ViT's width, on 16x16 images with 4x4 patches.
+TINY_ARCH = tiny_arch(num_layers=2, embed_dims=24, num_heads=2, feedforward_channels=48)
 # Every training setting whose parameters must all receive a gradient in
 # every iteration (DDP with find_unused_parameters=False).
 SETTINGS = {
