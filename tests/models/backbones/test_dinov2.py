@@ -9,10 +9,12 @@ import torch
 from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint
 from mmdyt.models.layers import all_tokens_active, resize_pos_embed
 from mmdyt.models.record import ForwardRecord
+from tiny_dyt import tiny_arch
 
 timm = pytest.importorskip('timm')
 
-ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=192)
+#: The tiny ViT with two blocks and DINOv2's MLP ratio of 4.
+ARCH = tiny_arch(num_layers=2, feedforward_channels=192)
 
 
 def timm_dinov2(num_registers):
