@@ -30,7 +30,7 @@ def test_label_beyond_the_head_names_label_line_and_num_classes(tmp_path, task):
 
 def test_truncated_checkpoint_to_resume_is_named(tmp_path, task):
     buffer = io.BytesIO()
-    torch.save(tiny_vit(2).state_dict(), buffer)
+    torch.save(tiny_vit(num_layers=2).state_dict(), buffer)
     whole = buffer.getvalue()
     path = tmp_path / 'truncated.pth'
     path.write_bytes(whole[:len(whole) // 2])

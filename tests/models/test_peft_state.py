@@ -17,7 +17,7 @@ from mmpretrain.registry import MODELS  # noqa: E402
 def classifier(backbone=None, **kwargs):
     """A DyTImageClassifier of 5 classes on the tiny ViT (three blocks, adapters of 8)."""
     cfg = dict(type='DyTImageClassifier',
-               backbone=tiny_vit_cfg(3, adapter_dim=8, **(backbone or {})),
+               backbone=tiny_vit_cfg(num_layers=3, adapter_dim=8, **(backbone or {})),
                head=dict(type='LinearClsHead', num_classes=5, in_channels=48), **kwargs)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return MODELS.build(cfg)
@@ -51,7 +51,7 @@ def test_checkpoint_missing_trainable_weights_or_with_extra_keys_is_an_error(tmp
 def test_state_dict_is_refused_on_other_base_weights(tmp_path):
     torch.manual_seed(0)
     base = tmp_path / 'base.pth'
-    torch.save(tiny_vit(3, dispatch=None, adapter_dim=None).state_dict(), base)
+    torch.save(tiny_vit(num_layers=3, dispatch=None, adapter_dim=None).state_dict(), base)
     model = classifier(backbone=dict(pretrained=str(base)))
     model.init_weights()
     randomize_trainable(model)
@@ -67,7 +67,7 @@ def test_state_dict_is_refused_on_other_base_weights(tmp_path):
     with torch.no_grad():
         assert torch.equal(fresh(x, mode='tensor'), model(x, mode='tensor'))
 
-    torch.save(tiny_vit(3, dispatch=None, adapter_dim=None).state_dict(), base)
+    torch.save(tiny_vit(num_layers=3, dispatch=None, adapter_dim=None).state_dict(), base)
     with pytest.raises(ValueError, match=rf'the base weights in {base} differ .*recorded base: '
                        rf'{base};'):
         classifier().load_state_dict(state)

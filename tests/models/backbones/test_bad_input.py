@@ -29,14 +29,14 @@ def test_unknown_dispatch_or_arch_lists_the_choices(tmp_path, task, option, mess
 def vit_checkpoint(path, **kwargs):
     """The state dict of the tiny ViT of the training config (two blocks),
     built with ``kwargs``, saved to ``path``."""
-    torch.save(tiny_vit(2, **kwargs).state_dict(), path)
+    torch.save(tiny_vit(num_layers=2, **kwargs).state_dict(), path)
     return path
 
 
 @pytest.mark.parametrize('kwargs, key, shapes', [
     (dict(patch_size=16), 'patch_embed.proj.weight', r'\(48, 3, 16, 16\) in the checkpoint '
      r'and \(48, 3, 8, 8\) in the model'),
-    (dict(arch=tiny_arch(2, embed_dims=96, num_heads=6)), 'cls_token',
+    (dict(arch=tiny_arch(num_layers=2, embed_dims=96, num_heads=6)), 'cls_token',
      r'\(1, 1, 96\) in the checkpoint and \(1, 1, 48\) in the model'),
 ])
 def test_pretrained_of_another_arch_or_patch_size_names_key_and_shapes(

@@ -28,7 +28,7 @@ tiny_vit = partial(tiny_dyt.tiny_vit, num_layers=3, adapter_dim=8)
 
 def classifier(backbone=None, **kwargs):
     cfg = dict(type='DyTImageClassifier',
-               backbone=tiny_vit_cfg(3, adapter_dim=8, **(backbone or {})),
+               backbone=tiny_vit_cfg(num_layers=3, adapter_dim=8, **(backbone or {})),
                head=dict(type='LinearClsHead', num_classes=5, in_channels=48), **kwargs)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return MODELS.build(cfg)
@@ -86,7 +86,8 @@ def test_model_level_pretrained_reaches_the_key_mapping(mmpretrain_classifier_fi
 
     import mmdyt.models.segmentors  # noqa: F401
     cfg = ConfigDict(type='DyTEncoderDecoder', pretrained=path,
-                     backbone=tiny_vit_cfg(3, adapter_dim=8, dispatch=None, out_type='featmap'),
+                     backbone=tiny_vit_cfg(num_layers=3, adapter_dim=8, dispatch=None,
+                                           out_type='featmap'),
                      decode_head=dict(type='FCNHead', in_channels=48, channels=8, num_convs=1,
                                       num_classes=3))
     with DefaultScope.overwrite_default_scope('mmseg'):
@@ -216,7 +217,7 @@ def test_deepcopy_after_a_training_step_predicts_the_same():
 def test_toolbox_classifier_without_rate_loss_warns_once():
     from mmdyt.models.backbones import base
     base._WARNED.clear()
-    cfg = dict(type='ImageClassifier', backbone=tiny_vit_cfg(3, adapter_dim=8),
+    cfg = dict(type='ImageClassifier', backbone=tiny_vit_cfg(num_layers=3, adapter_dim=8),
                head=dict(type='LinearClsHead', num_classes=5, in_channels=48))
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         plain = MODELS.build(cfg)

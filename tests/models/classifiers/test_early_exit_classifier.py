@@ -30,7 +30,7 @@ def build(setting='rep_adapter', **kwargs):
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(dict(
             type='EarlyExitClassifier', num_classes=5,
-            backbone=tiny_vit_cfg(6, **BACKBONES[setting]), **kwargs))
+            backbone=tiny_vit_cfg(num_layers=6, **BACKBONES[setting]), **kwargs))
     for name, param in model.named_parameters():  # no zero-initialised branches
         if param.requires_grad:
             param.data.normal_(0, 0.2)
@@ -168,7 +168,7 @@ def test_tuned_only_checkpoint_reloads_to_identical_predictions(tmp_path):
             torch.manual_seed(seed)
             return MODELS.build(dict(
                 type='EarlyExitClassifier', num_classes=5, exit_interval=2,
-                backbone=tiny_vit_cfg(6, **BACKBONES['dyt']))).train()
+                backbone=tiny_vit_cfg(num_layers=6, **BACKBONES['dyt']))).train()
 
     def predict(model):
         return torch.stack([s.pred_score for s in model.predict(x)])
