@@ -1,9 +1,10 @@
 """Bad input that :mod:`mmdyt.engine` catches, end to end through
 ``tools/train.py``: a checkpoint to resume that is missing or truncated
-(``launcher``), a label beyond the classifier head (``LabelRangeHook``).
+(``work_dir.py``), a label beyond the classifier head (``LabelRangeHook``,
+``hooks/label_range.py``).
 
-These belong in ``tests/engine/`` (``test_launcher.py``, a test of
-``hooks/label_range.py``); they wait here while that directory is edited."""
+These belong in ``tests/engine/`` (``test_work_dir.py``, a test of the
+label-range hook); they wait here while that directory is being edited."""
 import io
 from pathlib import Path
 
