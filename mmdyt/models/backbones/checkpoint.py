@@ -45,11 +45,26 @@ MMPRETRAIN_KEY_MAP = [
     (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.fc1.'),
     (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
     (r'^ln1\.', 'norm.'),
+    (r'^pre_norm\.', 'norm_pre.'),
 ]
 STRIPPED_PREFIXES = ('module.', 'backbone.')
 #: Keys of the original DINOv2 release -> mmdyt's (timm's); its
 #: ``mask_token`` (masked image modelling) has no use in a backbone.
 DINOV2_KEY_MAP = {'register_tokens': 'reg_token'}
+#: The image tower of OpenAI's CLIP and of OpenCLIP state dicts (keys under
+#: ``visual.``; the text tower is ignored) -> mmdyt's names, applied in order.
+CLIP_KEY_MAP = [
+    (r'^conv1\.', 'patch_embed.proj.'),
+    (r'^ln_pre\.', 'norm_pre.'),
+    (r'^ln_post\.', 'norm.'),
+    (r'^transformer\.resblocks\.(\d+)\.ln_1\.', r'blocks.\1.norm1.'),
+    (r'^transformer\.resblocks\.(\d+)\.ln_2\.', r'blocks.\1.norm2.'),
+    (r'^transformer\.resblocks\.(\d+)\.attn\.in_proj_', r'blocks.\1.attn.qkv.'),
+    (r'^transformer\.resblocks\.(\d+)\.attn\.out_proj\.', r'blocks.\1.attn.proj.'),
+    (r'^transformer\.resblocks\.(\d+)\.mlp\.c_fc\.', r'blocks.\1.mlp.fc1.'),
+    (r'^transformer\.resblocks\.(\d+)\.mlp\.c_proj\.', r'blocks.\1.mlp.fc2.'),
+]
+CLIP_VISUAL = 'visual.'
 #: Keys of checkpoints written by earlier mmdyt releases -> today's: LoRA
 #: (``lora_rank``) wrapped qkv as ``attn.qkv.base``.
 LEGACY_KEY_MAP = [(re.compile(r'\.attn\.qkv\.base\.'), '.attn.qkv.')]
@@ -214,6 +229,8 @@ def convert_state_dict(checkpoint, num_layers):
     for wrapper in ('state_dict', 'model'):
         if isinstance(checkpoint.get(wrapper), dict):
             checkpoint = checkpoint[wrapper]
+    if any(key.startswith(CLIP_VISUAL) for key in checkpoint):
+        return convert_clip(checkpoint)
     encoder = {key.split(MOCO_V3_ENCODER, 1)[1]: value for key, value in checkpoint.items()
                if key.startswith(MOCO_V3_ENCODER) or key.startswith('module.' + MOCO_V3_ENCODER)}
     checkpoint = encoder or checkpoint
@@ -225,6 +242,29 @@ def convert_state_dict(checkpoint, num_layers):
         for pattern, replacement in MMPRETRAIN_KEY_MAP:
             key = re.sub(pattern, replacement, key)
         state[DINOV2_KEY_MAP.get(key, key)] = torch.as_tensor(value)
+    return state
+
+
+def convert_clip(checkpoint):
+    """OpenAI CLIP / OpenCLIP state dict (image tower under ``visual.``) ->
+    mmdyt state dict: ``class_embedding`` (C,) and ``positional_embedding``
+    (N, C) get their batch dimensions, ``proj`` (C, D) becomes the
+    projection's (D, C) weight."""
+    state = {}
+    for key, value in checkpoint.items():
+        if not key.startswith(CLIP_VISUAL):
+            continue
+        key, value = key[len(CLIP_VISUAL):], torch.as_tensor(value)
+        if key == 'class_embedding':
+            state['cls_token'] = value.reshape(1, 1, -1)
+        elif key == 'positional_embedding':
+            state['pos_embed'] = value[None]
+        elif key == 'proj':
+            state['proj.weight'] = value.t()
+        else:
+            for pattern, replacement in CLIP_KEY_MAP:
+                key = re.sub(pattern, replacement, key)
+            state[key] = value
     return state
 
 
@@ -272,7 +312,7 @@ def _with_prefix(checkpoint, prefix, source):
 #: a checkpoint key starting with one that the backbone lacks is a ViT weight
 #: that would be lost.
 VIT_KEY_ROOTS = ('patch_embed', 'cls_token', 'pos_embed', 'blocks', 'norm', 'prompts',
-                 'layers', 'ln1', 'ln2', 'pre_norm', 'reg_token', 'norm_pre')
+                 'layers', 'ln1', 'ln2', 'pre_norm', 'reg_token', 'norm_pre', 'proj')
 
 
 def load_vit_checkpoint(model, checkpoint, prefix=None):
@@ -297,7 +337,12 @@ def load_vit_checkpoint(model, checkpoint, prefix=None):
         checkpoint = _with_prefix(checkpoint, prefix, source)
     state = convert_state_dict(checkpoint, model.num_layers)
     own = model.state_dict()
-    if 'pos_embed' in state and _is_square(state['pos_embed'].shape[1]):
+    if 'proj.weight' in own and 'proj.weight' not in state and 'head.weight' in state:
+        # timm's CLIP towers keep the projection as a bias-free (zero) head
+        state['proj.weight'] = state.pop('head.weight')
+        state.pop('head.bias', None)
+    extra = int(model.class_token)
+    if 'pos_embed' in state and extra and _is_square(state['pos_embed'].shape[1]):
         # timm's no_embed_class layout (DINOv2 with registers): the class
         # token has no position embedding, i.e. a zero row
         state['pos_embed'] = torch.cat([state['pos_embed'].new_zeros(
@@ -306,7 +351,7 @@ def load_vit_checkpoint(model, checkpoint, prefix=None):
         pos_embed = state['pos_embed']
         if pos_embed.shape[-1] == own['pos_embed'].shape[-1]:
             state['pos_embed'] = resize_pos_embed(
-                pos_embed, _grid(pos_embed.shape[1] - 1), model.patch_resolution)
+                pos_embed, _grid(pos_embed.shape[1] - extra), model.patch_resolution, extra)
     for key, value in state.items():
         if key in own and own[key].shape != value.shape:
             raise ValueError(f'checkpoint {source} does not fit the model: {key} has shape '

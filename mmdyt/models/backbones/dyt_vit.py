@@ -29,10 +29,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
-from ..flops import conv_patch_flops, layer_norm_flops, per_sample
-from ..layers import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, Attention, LayerScale, Mlp,
-                      build_layer_scale, build_parts, capacity_tokens, dispatched_part,
-                      drop_path, resize_pos_embed)
+from ..flops import conv_patch_flops, layer_norm_flops, linear_flops, per_sample
+from ..layers import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, Attention, AttentionPool, LayerScale,
+                      Mlp, activation_layer, build_layer_scale, build_parts, capacity_tokens,
+                      dispatched_part, drop_path, resize_pos_embed)
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from ..token_reduction import build_token_reduction
@@ -48,7 +48,7 @@ ARCHS = {
 ARCH_ALIASES = {'tiny': 't', 'small': 's', 'base': 'b', 'large': 'l',
                 'deit-tiny': 't', 'deit-small': 's'}
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
-OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw')
+OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw', 'map')
 
 
 class DyTBlock(nn.Module):
@@ -73,6 +73,8 @@ class DyTBlock(nn.Module):
             relative position bias in the attention; None = none.
         layer_scale_init_value (float): LayerScale on the attention and MLP
             outputs (``ls1``, ``ls2``; DINOv2), initialised to it; 0 = none.
+        norm_eps (float): LayerNorm epsilon (CLIP: 1e-5).
+        act_layer (type): MLP activation class.
 
     Shapes:
         x: (B, N, C) -> (B, N, C); the masks go to the ``record`` passed.
@@ -85,18 +87,19 @@ class DyTBlock(nn.Module):
     def __init__(self, embed_dims, num_heads, feedforward_channels, *, dispatch='mlp',
                  adapter_dim=64, adapter_scale=1.0, adapter_dropout=0.1, num_experts=1,
                  num_fixed_tokens=1, tau=5.0, drop_path_rate=0.0, qkv_bias=True,
-                 rel_pos_grid=None, layer_scale_init_value=0.0):
+                 rel_pos_grid=None, layer_scale_init_value=0.0, norm_eps=1e-6,
+                 act_layer=nn.GELU):
         super().__init__()
         self.dispatch = dispatch
         self.drop_path_rate = drop_path_rate
         self.parts, self.adapters, self.dispatchers = build_parts(
             dispatch, embed_dims, adapter_dim, num_experts, adapter_scale, adapter_dropout,
             num_fixed_tokens, tau)
-        self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
+        self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = Attention(embed_dims, num_heads, qkv_bias, rel_pos_grid)
         self.ls1 = build_layer_scale(embed_dims, layer_scale_init_value)
-        self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
-        self.mlp = Mlp(embed_dims, feedforward_channels)
+        self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.mlp = Mlp(embed_dims, feedforward_channels, act_layer)
         self.ls2 = build_layer_scale(embed_dims, layer_scale_init_value)
 
     def forward(self, x, skip_inactive=False, record=None, reduction=None, capacity=None,
@@ -171,6 +174,22 @@ def pad_to_patches(x, patch_size):
     silent crop of the last rows and columns."""
     pad_h, pad_w = -x.shape[-2] % patch_size, -x.shape[-1] % patch_size
     return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+
+def check_family_settings(class_token, out_type, proj_dims, rel_pos_bias):
+    """Refuse, naming both, the options of the foundation families that do
+    not go together: a class-token output or a relative position bias (built
+    for a class token) without a class token, a projection of anything but
+    the pooled output."""
+    if not class_token and out_type == 'cls_token':
+        raise ValueError("out_type='cls_token' needs class_token=True: without a class token "
+                         "read the pooled output (out_type='map' or 'avg_featmap')")
+    if not class_token and rel_pos_bias:
+        raise ValueError('rel_pos_bias is built for a class token and the patches: it cannot '
+                         'be combined with class_token=False')
+    if proj_dims and out_type not in ('cls_token', 'map', 'avg_featmap'):
+        raise ValueError(f'proj_dims projects the pooled output (CLIP): it cannot be combined '
+                         f'with out_type={out_type!r}')
 
 
 def check_settings(arch_settings, out_indices, drop_path_rate):
@@ -289,10 +308,12 @@ class DyTVisionTransformer(DyTBackbone):
                  drop_path_rate=0.0, skip_inactive=True, qkv_bias=True,
                  pretrained=None, petl=None, token_reduction=None, capacity=None,
                  capacity_warning=0.01, rel_pos_bias=False, num_registers=0,
-                 layer_scale_init_value=0.0, init_cfg=None):
+                 layer_scale_init_value=0.0, class_token=True, pre_norm=False, norm_eps=1e-6,
+                 act='gelu', proj_dims=None, init_cfg=None):
         super().__init__(pretrained, freeze_pretrained, init_cfg)
         self.arch_settings = self.parse_arch(arch, ARCHS, ARCH_ALIASES, ARCH_KEYS, 'ViT')
         self.check_choices(dispatch, DISPATCH_TABLE, out_type, OUT_TYPES, adapter_dim)
+        check_family_settings(class_token, out_type, proj_dims, rel_pos_bias)
         for name, value in (('num_prompts', num_prompts), ('lora_rank', lora_rank),
                             ('num_registers', num_registers)):
             if not isinstance(value, int) or value < 0:
@@ -311,7 +332,8 @@ class DyTVisionTransformer(DyTBackbone):
         self.rel_pos_bias = rel_pos_bias
         self.num_prompts = num_prompts
         self.num_registers = num_registers
-        self.num_fixed_tokens = 1 + num_registers + num_prompts
+        self.class_token = class_token
+        self.num_fixed_tokens = int(class_token) + num_registers + num_prompts
         self.out_type = out_type
         self.final_norm = final_norm
         self.skip_inactive = skip_inactive
@@ -321,12 +343,15 @@ class DyTVisionTransformer(DyTBackbone):
         self.out_indices = check_settings(self.arch_settings, out_indices, drop_path_rate)
 
         self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv2d(in_channels, embed_dims, patch_size, patch_size)
+        self.patch_embed.proj = nn.Conv2d(in_channels, embed_dims, patch_size, patch_size,
+                                          bias=not pre_norm)
         num_patches = self.patch_resolution[0] * self.patch_resolution[1]
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_patches, embed_dims))
+        if class_token:
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
+        self.pos_embed = nn.Parameter(torch.zeros(1, int(class_token) + num_patches, embed_dims))
         if num_registers:
             self.reg_token = nn.Parameter(torch.zeros(1, num_registers, embed_dims))
+        self.norm_pre = nn.LayerNorm(embed_dims, eps=norm_eps) if pre_norm else nn.Identity()
         rates = torch.linspace(0, drop_path_rate, num_layers).tolist()
         self.blocks = nn.ModuleList([
             DyTBlock(embed_dims, self.arch_settings['num_heads'],
@@ -336,10 +361,17 @@ class DyTVisionTransformer(DyTBackbone):
                      num_fixed_tokens=self.num_fixed_tokens, tau=tau,
                      drop_path_rate=rates[i], qkv_bias=qkv_bias,
                      rel_pos_grid=self.patch_resolution if rel_pos_bias else None,
-                     layer_scale_init_value=layer_scale_init_value)
+                     layer_scale_init_value=layer_scale_init_value, norm_eps=norm_eps,
+                     act_layer=activation_layer(act))
             for i in range(num_layers)
         ])
-        self.norm = nn.LayerNorm(embed_dims, eps=1e-6) if final_norm else nn.Identity()
+        self.norm = nn.LayerNorm(embed_dims, eps=norm_eps) if final_norm else nn.Identity()
+        if out_type == 'map':
+            self.attn_pool = AttentionPool(embed_dims, self.arch_settings['num_heads'],
+                                           self.arch_settings['feedforward_channels'],
+                                           activation_layer(act), norm_eps)
+        if proj_dims:
+            self.proj = nn.Linear(embed_dims, proj_dims, bias=False)
         if num_prompts:
             bound = math.sqrt(6.0 / (3 * patch_size**2 + embed_dims))
             self.prompts = nn.Parameter(
@@ -366,7 +398,8 @@ class DyTVisionTransformer(DyTBackbone):
 
     def _init_vit_weights(self):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.class_token:
+            nn.init.trunc_normal_(self.cls_token, std=0.02)
         if self.num_registers:
             nn.init.trunc_normal_(self.reg_token, std=0.02)
         self.init_block_linears()
@@ -401,6 +434,10 @@ class DyTVisionTransformer(DyTBackbone):
         batch_size = record.batch_size
         parts = {'patch_embed': per_sample(
             conv_patch_flops(self.patch_embed.proj, record.num_patches), None, batch_size)}
+        if isinstance(self.norm_pre, nn.LayerNorm):
+            parts['norm_pre'] = per_sample(
+                layer_norm_flops(self.norm_pre, record.num_tokens - self.num_prompts), None,
+                batch_size)
         stop = self.num_layers if stop is None else stop
         for block_record in record.blocks:
             if block_record.index < stop:
@@ -415,29 +452,49 @@ class DyTVisionTransformer(DyTBackbone):
                 and last.index == self.num_layers - 1:
             parts['norm'] = per_sample(layer_norm_flops(self.norm, last.tokens('mlp')), last.rows,
                                      batch_size)
+        pooled = [b for b in record.blocks if b.index < stop and b.index in self.out_indices]
+        for name, count in self.pooled_output_flops().items():
+            for block_record in pooled:
+                parts[f'{name}{block_record.index}'] = per_sample(
+                    count(block_record.tokens('mlp')), block_record.rows, batch_size)
         return parts
+
+    def pooled_output_flops(self):
+        """Output module name -> its per-sample count as a function of the
+        tokens of the block output it reads: the attention pooling (MAP) and
+        the projection (CLIP), each applied at every ``out_indices`` block."""
+        counts = {}
+        if self.out_type == 'map':
+            counts['attn_pool'] = self.attn_pool.flops
+        if hasattr(self, 'proj'):
+            counts['proj'] = lambda num_tokens: linear_flops(self.proj, 1)
+        return counts
 
     # ---- forward ----------------------------------------------------------
     def embed(self, x, record=None):
-        """(B, 3, H, W) -> tokens (B, 1 + R + h * w, C): the class token, R
-        registers, the patches, ``h = ceil(H / patch)`` (:func:`pad_to_patches`);
-        ``record`` gets the batch size, the patch
-        grid and the dispatcher layout."""
+        """(B, 3, H, W) -> tokens (B, T + R + h * w, C): the class token (T = 1,
+        0 without), R registers, the patches, ``h = ceil(H / patch)``
+        (:func:`pad_to_patches`), pre-normed with ``pre_norm``; ``record`` gets
+        the batch size, the patch grid and the dispatcher layout."""
         x = self.patch_embed.proj(pad_to_patches(x, self.patch_size))
         grid = tuple(x.shape[-2:])
         x = x.flatten(2).transpose(1, 2)
-        pos_embed = resize_pos_embed(self.pos_embed, self.patch_resolution, grid)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
+        pos_embed = resize_pos_embed(self.pos_embed, self.patch_resolution, grid,
+                                     int(self.class_token))
+        if self.class_token:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
+        x = x + pos_embed
+        if self.num_registers:
+            leading = int(self.class_token)
+            x = torch.cat([x[:, :leading], self.reg_token.expand(x.shape[0], -1, -1),
+                           x[:, leading:]], 1)
         if record is not None:
             record.batch_size = x.shape[0]
-            record.num_tokens = x.shape[1] + self.num_registers + self.num_prompts
+            record.num_tokens = x.shape[1] + self.num_prompts
             record.num_fixed_tokens = self.num_fixed_tokens
             record.grid = grid
             record.dispatcher_names = self.dispatcher_names()
-        x = x + pos_embed
-        if not self.num_registers:
-            return x
-        return torch.cat([x[:, :1], self.reg_token.expand(x.shape[0], -1, -1), x[:, 1:]], 1)
+        return self.norm_pre(x)
 
     def run_blocks(self, x, record=None, start=0, stop=None, rows=None):
         """Blocks ``start`` to ``stop - 1`` (VPT prompts put in first), and
@@ -461,7 +518,7 @@ class DyTVisionTransformer(DyTBackbone):
         for i in range(start, stop):
             if self.num_prompts:
                 prompts = self.prompts[i].expand(x.shape[0], -1, -1)
-                leading = 1 + self.num_registers
+                leading = int(self.class_token) + self.num_registers
                 x = torch.cat([x[:, :leading], prompts,
                                x[:, self.num_fixed_tokens if i else leading:]], 1)
             block_record = BlockRecord(index=i, num_tokens=x.shape[1], rows=rows)
@@ -501,12 +558,17 @@ class DyTVisionTransformer(DyTBackbone):
                           f'{self.capacity_warning:.1%}): raise the capacity')
 
     def format_output(self, x, grid):
-        """(B, N, C) tokens -> the ``out_type`` output."""
+        """(B, N, C) tokens -> the ``out_type`` output, projected to
+        ``proj_dims`` when the model has a projection (CLIP)."""
         patches = x[:, self.num_fixed_tokens:]
-        if self.out_type == 'cls_token':
-            return x[:, 0]
         if self.out_type == 'raw':
             return patches
-        if self.out_type == 'avg_featmap':
-            return patches.mean(1)
-        return patches.transpose(1, 2).reshape(x.shape[0], x.shape[-1], *grid)
+        if self.out_type == 'featmap':
+            return patches.transpose(1, 2).reshape(x.shape[0], x.shape[-1], *grid)
+        if self.out_type == 'cls_token':
+            pooled = x[:, 0]
+        elif self.out_type == 'map':
+            pooled = self.attn_pool(x)
+        else:
+            pooled = patches.mean(1)
+        return self.proj(pooled) if hasattr(self, 'proj') else pooled

@@ -1,7 +1,31 @@
-"""The feed-forward part of a transformer block."""
+"""The feed-forward part of a transformer block and its activations."""
+import functools
+
+import torch
 import torch.nn as nn
 
 from ..flops import linear_flops
+
+
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 x)``, the GELU approximation of OpenAI's CLIP."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+#: Activation names of the configs -> module classes: 'gelu' (exact, the
+#: supervised ViT, DINOv2, OpenCLIP), 'quick_gelu' (OpenAI CLIP), 'gelu_tanh'
+#: (tanh approximation, big_vision's SigLIP).
+ACTIVATIONS = {'gelu': nn.GELU, 'quick_gelu': QuickGELU,
+               'gelu_tanh': functools.partial(nn.GELU, approximate='tanh')}
+
+
+def activation_layer(name):
+    """The module class of activation ``name`` (:data:`ACTIVATIONS`)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f'act must be one of {sorted(ACTIVATIONS)}, got {name!r}')
+    return ACTIVATIONS[name]
 
 
 class Mlp(nn.Module):

@@ -96,6 +96,9 @@ class TokenReduction(nn.Module):
             raise ValueError(f"token_reduction {method!r} needs dispatch None or 'mlp' "
                              f'(merged / pruned tokens between attention and MLP), got '
                              f'dispatch={backbone.dispatch!r}')
+        if not backbone.class_token:
+            raise ValueError(f'token_reduction {method!r} keeps and ranks tokens by the class '
+                             'token: it cannot be combined with class_token=False')
         if backbone.num_prompts or backbone.num_registers:
             raise ValueError(f'token_reduction {method!r} protects the class token only: it '
                              'cannot be combined with VPT prompts or register tokens '

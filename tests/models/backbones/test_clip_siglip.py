@@ -1,0 +1,150 @@
+"""CLIP (OpenAI with QuickGELU, OpenCLIP with GELU) and SigLIP on the one
+ViT: pre-norm, the post-norm and projection of the release, no class token
+with attention pooling (MAP). With dispatch off and the adapters at their zero
+init each equals timm's model on the same random weights, loaded from timm's
+layout and (CLIP) from OpenAI's / OpenCLIP's state-dict layout."""
+import pytest
+import torch
+
+from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint
+from mmdyt.models.layers import all_tokens_active
+from mmdyt.models.record import ForwardRecord
+
+timm = pytest.importorskip('timm')
+
+ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=192)
+#: timm model -> mmdyt backbone settings of the family.
+FAMILIES = {
+    'vit_base_patch16_clip_quickgelu_224': dict(pre_norm=True, norm_eps=1e-5, act='quick_gelu',
+                                               proj_dims=32),
+    'vit_base_patch16_clip_224': dict(pre_norm=True, norm_eps=1e-5, proj_dims=32),
+    'vit_base_patch16_siglip_224': dict(class_token=False, out_type='map'),
+}
+
+
+def timm_model(name):
+    """timm's ``name`` resized to ARCH at 64 px (4 x 4 patches), every weight
+    random; CLIP towers keep their 32-wide projection as timm does (``head``)."""
+    torch.manual_seed(0)
+    head = dict(num_classes=32) if 'clip' in name else dict(num_classes=0)
+    model = timm.create_model(name, pretrained=False, img_size=64, embed_dim=48, depth=2,
+                              num_heads=3, **head).eval()
+    with torch.no_grad():
+        for key, param in model.named_parameters():
+            param.normal_(std=0.2)
+            if key == 'head.bias':
+                param.zero_()  # CLIP's projection has no bias
+    return model
+
+
+def dyt_model(name, **kwargs):
+    kwargs = dict(dict(dispatch='mlp', adapter_dim=8), **dict(FAMILIES[name], **kwargs))
+    return DyTVisionTransformer(arch=ARCH, img_size=64, patch_size=16, **kwargs).eval()
+
+
+def openai_layout(state):
+    """timm's CLIP state dict in OpenAI's / OpenCLIP's layout (``visual.``)."""
+    names = [('patch_embed.proj.', 'conv1.'), ('norm_pre.', 'ln_pre.'), ('norm.', 'ln_post.')]
+    for i in range(ARCH['num_layers']):
+        block, res = f'blocks.{i}.', f'transformer.resblocks.{i}.'
+        names += [(block + 'norm1.', res + 'ln_1.'), (block + 'norm2.', res + 'ln_2.'),
+                  (block + 'attn.qkv.', res + 'attn.in_proj_'),
+                  (block + 'attn.proj.', res + 'attn.out_proj.'),
+                  (block + 'mlp.fc1.', res + 'mlp.c_fc.'), (block + 'mlp.fc2.', res + 'mlp.c_proj.')]
+    out = {'transformer.resblocks.0.attn.in_proj_weight': torch.zeros(1)}  # the text tower
+    for key, value in state.items():
+        if key == 'cls_token':
+            out['visual.class_embedding'] = value.reshape(-1)
+        elif key == 'pos_embed':
+            out['visual.positional_embedding'] = value[0]
+        elif key == 'head.weight':
+            out['visual.proj'] = value.t()
+        elif key != 'head.bias':
+            for ours, theirs in names:
+                if key.startswith(ours):
+                    key = theirs + key[len(ours):]
+                    break
+            out['visual.' + key.replace('qkv.', '')] = value
+    return out
+
+
+def features(model, x):
+    with torch.no_grad(), all_tokens_active(model.dispatchers()):
+        record = ForwardRecord()
+        tokens = model.run_blocks(model.embed(x, record), record)
+        return tokens, model.format_output(tokens, record.grid)
+
+
+@pytest.mark.parametrize('name', sorted(FAMILIES))
+def test_equals_timm_on_the_same_weights(name):
+    reference, model = timm_model(name), dyt_model(name)
+    load_vit_checkpoint(model, reference.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference.forward_features(x)
+        pooled = reference.forward_head(expected) if 'clip' in name else \
+            reference.forward_head(expected, pre_logits=True)
+    tokens, output = features(model, x)
+    torch.testing.assert_close(tokens, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(output, pooled, atol=1e-5, rtol=1e-5)
+    assert output.shape == (2, 32 if 'clip' in name else 48)
+
+
+@pytest.mark.parametrize('name', ['vit_base_patch16_clip_quickgelu_224',
+                                  'vit_base_patch16_clip_224'])
+def test_openai_and_openclip_state_dicts_load_to_the_same_model(name):
+    reference = timm_model(name)
+    from_timm, from_release = dyt_model(name), dyt_model(name)
+    load_vit_checkpoint(from_timm, reference.state_dict())
+    load_vit_checkpoint(from_release, openai_layout(reference.state_dict()))
+    released = from_release.state_dict()
+    for key, value in from_timm.state_dict().items():
+        if not from_timm.is_tuning_parameter(key):
+            torch.testing.assert_close(released[key], value, msg=key)
+
+
+@pytest.mark.parametrize('name', sorted(FAMILIES))
+@pytest.mark.parametrize('dispatch', ['mlp', 'attn', 'attn_mlp', 'layer'])
+def test_skipping_equals_masked(name, dispatch):
+    model = dyt_model(name, dispatch=dispatch)
+    load_vit_checkpoint(model, timm_model(name).state_dict())
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for key, param in model.named_parameters():
+            if 'gate.weight' in key or 'adapters' in key:
+                param.normal_(std=0.3)
+    x = torch.randn(5, 3, 64, 64)
+    x[-1, :, :16, :16] = float('nan')
+    with torch.no_grad():
+        record = ForwardRecord()
+        skipped = model(x, record=record)[0]
+        model.skip_inactive = False
+        masked = model(x)[0]
+    torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5, equal_nan=True)
+    assert skipped[:-1].isfinite().all()
+    rates = torch.stack([m[0, model.num_fixed_tokens:].float().mean() for m in record.masks()])
+    assert 0 < rates.mean() < 1
+
+
+def test_siglip_has_every_patch_dispatchable_and_counts_its_pooling():
+    model = dyt_model('vit_base_patch16_siglip_224', dispatch=None, adapter_dim=None)
+    assert model.num_fixed_tokens == 0 and model.pos_embed.shape == (1, 16, 48)
+    record = ForwardRecord()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64), record=record)
+    parts = model.flops_by_part(record)
+    # latent q and proj on one token, kv on 16, one query over 16 keys, LN + MLP on one token
+    pool = (48 * 48 + 16 * 96 * 48 + 2 * 16 * 48 + 48 * 48 + 5 * 48 + 2 * 48 * 192)
+    assert parts['attn_pool1'].item() == pool
+
+
+@pytest.mark.parametrize('settings, message', [
+    (dict(class_token=False), "out_type='cls_token' needs class_token=True"),
+    (dict(class_token=False, out_type='map', rel_pos_bias=True), 'class_token=False'),
+    (dict(proj_dims=32, out_type='featmap'), 'proj_dims projects the pooled output'),
+    (dict(class_token=False, out_type='map', token_reduction=dict(type='tome', r=1)),
+     'cannot be combined with class_token=False'),
+])
+def test_combinations_that_do_not_fit_are_refused_naming_both(settings, message):
+    with pytest.raises(ValueError, match=message):
+        DyTVisionTransformer(arch=ARCH, img_size=64, patch_size=16, **settings)
