@@ -118,7 +118,8 @@ class Attention(nn.Module):
 
         ``key_mask`` (B, N) float in [0, 1] (1 = key kept) removes keys from
         the softmax by renormalising the probabilities, which stays
-        differentiable with respect to a straight-through mask.
+        differentiable with respect to a straight-through mask; a query left
+        with no key gets 0.
 
         Returns:
             Tensor: (..., heads, N, d).
@@ -129,7 +130,10 @@ class Attention(nn.Module):
         logits = q @ k.transpose(-2, -1) * q.shape[-1]**-0.5
         probs = (logits if bias is None else logits + bias).softmax(-1)
         probs = probs * key_mask[:, None, None, :]
-        return probs / probs.sum(-1, keepdim=True) @ v
+        # a query with no key kept (a sample without active tokens and no
+        # class token) gets 0, not 0 / 0
+        total = probs.sum(-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
+        return probs / total @ v
 
     def forward(self, x, key_mask=None, bias=None, grid=None, positions=None, return_qk=False):
         """Attention among the tokens of ``x`` (..., N, C).

@@ -100,6 +100,9 @@ class PackedTokens:
         mask (Tensor): (B, N) bool, True = active.
         flat_index (Tensor, optional): ``mask.flatten().nonzero().squeeze(1)``
             when the caller has it already.
+        may_be_empty (bool): no token is always active (no class token), so
+            the whole batch may have none: :meth:`to_padded` then gathers
+            from an appended zero row instead of an empty tensor.
 
     Attributes:
         num_tokens (int): N.
@@ -114,7 +117,7 @@ class PackedTokens:
         key_padding (Tensor): (B, 1, 1, K_max) bool, True for real keys.
     """
 
-    def __init__(self, mask, flat_index=None):
+    def __init__(self, mask, flat_index=None, may_be_empty=False):
         batch_size = mask.shape[0]
         counts = mask.sum(1)
         # K_max, a data-dependent size under torch.export / dynamo; at least 2
@@ -134,6 +137,7 @@ class PackedTokens:
         self.gather_index = torch.minimum(offsets[:, None] + slots,
                                           (offsets + counts - 1).clamp(min=0)[:, None]).flatten()
         self.key_padding = (slots < counts[:, None])[:, None, None, :]
+        self.may_be_empty = may_be_empty
 
     def key_bias(self, dtype):
         """(B, 1, K_max, K_max) additive attention mask of ``dtype`` (an
@@ -151,7 +155,10 @@ class PackedTokens:
 
     def to_padded(self, tokens):
         """(S, D) packed tokens -> (B, K_max, D), padding rows copies of real
-        ones (finite where the sample's tokens are)."""
+        ones (finite where the sample's tokens are; a zero row for a batch
+        without any with ``may_be_empty``)."""
+        if self.may_be_empty:
+            tokens = torch.cat([tokens, tokens.new_zeros(1, tokens.shape[-1])])
         return tokens.index_select(0, self.gather_index).view(self.batch_size, self.max_count, -1)
 
     def from_padded(self, padded):
@@ -211,7 +218,8 @@ def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False
         if capacity is not None:
             return _capacity(x, mask, logits, dispatcher.num_fixed_tokens, delta, adapter,
                              capacity)
-        return _skip(x, mask, logits, delta, adapter, pack), PartOutcome(mask)
+        return _skip(x, mask, logits, delta, adapter, pack,
+                     dispatcher.num_fixed_tokens), PartOutcome(mask)
     mask = dispatcher(x)
     update = adapter(x) if adapter is not None else 0
     weight = mask.to(x.dtype)
@@ -242,7 +250,7 @@ def _add_rows(out, index, values):
     return out
 
 
-def _skip(x, mask, logits, delta, adapter, pack):
+def _skip(x, mask, logits, delta, adapter, pack, num_fixed=1):
     """Skipping path: every token gets ``x + adapter(x)``, only the active
     ones ``delta`` (run densely, without gather or scatter, when every token
     is active). Under torch.export the number of active tokens is a
@@ -263,7 +271,7 @@ def _skip(x, mask, logits, delta, adapter, pack):
     if pack and logits is not None:
         spread = (logits * 0).sum(1).view(-1, 1, 1)  # 0, or NaN for a NaN / inf token
     out = with_adapter(x, adapter, spread)
-    packed = PackedTokens(mask, index) if pack else None
+    packed = PackedTokens(mask, index, may_be_empty=num_fixed == 0) if pack else None
     return _add_rows(out, index, delta(_rows(x, index), packed=packed))
 
 

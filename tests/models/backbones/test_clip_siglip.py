@@ -148,3 +148,23 @@ def test_siglip_has_every_patch_dispatchable_and_counts_its_pooling():
 def test_combinations_that_do_not_fit_are_refused_naming_both(settings, message):
     with pytest.raises(ValueError, match=message):
         DyTVisionTransformer(arch=ARCH, img_size=64, patch_size=16, **settings)
+
+
+@pytest.mark.parametrize('dispatch', ['attn', 'layer'])
+def test_a_sample_without_active_tokens_gets_the_adapter_only_on_both_paths(dispatch):
+    """Without a class token a sample may deactivate every token of an
+    attention part: the part adds nothing (no 0 / 0 in the masked path), and
+    a batch where no sample has an active token runs too."""
+    model = dyt_model('vit_base_patch16_siglip_224', dispatch=dispatch)
+    with torch.no_grad():
+        for dispatcher in model.dispatchers():
+            dispatcher.gate.bias.fill_(-1e4)  # every token inactive
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        skipped = model(x)[0]
+        model.skip_inactive = False
+        masked = model(x)[0]
+        model.train()
+        trained = model(x, record=ForwardRecord())[0]
+    assert skipped.isfinite().all() and trained.isfinite().all()
+    torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5)
