@@ -72,6 +72,37 @@ class DyTBackbone(BaseModule):
         return dict(arch)
 
     @staticmethod
+    def check_out_indices(out_indices, count, unit):
+        """``out_indices`` (int or sequence) as a list of indices in [0,
+        ``count``) of the backbone's ``unit`` ('blocks', 'stages').
+
+        Raises:
+            ValueError: an index outside [-count, count), or one named twice
+                (e.g. -1 and the last).
+        """
+        indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+        if not indices or not all(isinstance(i, int) for i in indices):
+            raise ValueError(f'out_indices must be an int or a non-empty sequence of ints, got '
+                             f'{out_indices!r}')
+        outside = [i for i in indices if not -count <= i < count]
+        if outside:
+            raise ValueError(f'out_indices {outside} outside [-{count}, {count}) for {count} '
+                             f'{unit}')
+        normalized = [i % count for i in indices]
+        if len(set(normalized)) != len(normalized):
+            raise ValueError(f'out_indices {indices} name one of the {unit} twice ({unit} '
+                             f'{normalized})')
+        return normalized
+
+    @staticmethod
+    def check_drop_path_rate(drop_path_rate):
+        """Refuse a stochastic depth outside [0, 1) (1 drops every block: NaN
+        outputs)."""
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate} (1 drops '
+                             'every block: NaN outputs)')
+
+    @staticmethod
     def check_choices(dispatch, dispatch_choices, out_type, out_types, adapter_dim,
                       dispatch_note=''):
         """Refuse a ``dispatch`` or ``out_type`` outside the backbone's choices,

@@ -289,8 +289,8 @@ class DyTSwinTransformer(DyTBackbone):
                            'DyTSwinTransformer dispatches the MLP of each block: ')
         depths = self.arch_settings['depths']
         num_stages = len(depths)
-        self.out_indices = sorted({i % num_stages for i in (
-            [out_indices] if isinstance(out_indices, int) else out_indices)})
+        self.check_drop_path_rate(drop_path_rate)
+        self.out_indices = sorted(self.check_out_indices(out_indices, num_stages, 'stages'))
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.patch_size = patch_size
         self.window_size = window_size

@@ -192,34 +192,6 @@ def check_family_settings(class_token, out_type, proj_dims, rel_pos_bias):
                          f'with out_type={out_type!r}')
 
 
-def check_settings(arch_settings, out_indices, drop_path_rate):
-    """Refuse, at build time, what would otherwise fail at the first forward
-    or silently change the model; returns ``out_indices`` as a list of
-    block indices in [0, num_layers).
-
-    Raises:
-        ValueError: ``num_heads`` does not divide ``embed_dims``; an
-            out index outside [-num_layers, num_layers) or given twice (e.g.
-            ``-1`` and the last block); ``drop_path_rate`` outside [0, 1).
-    """
-    embed_dims, num_heads = arch_settings['embed_dims'], arch_settings['num_heads']
-    num_layers = arch_settings['num_layers']
-    if embed_dims % num_heads:
-        raise ValueError(f'num_heads={num_heads} does not divide embed_dims={embed_dims}')
-    if not 0 <= drop_path_rate < 1:
-        raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate} (1 drops '
-                         'every block: NaN outputs)')
-    indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
-    outside = [i for i in indices if not -num_layers <= i < num_layers]
-    if outside:
-        raise ValueError(f'out_indices {outside} outside [-{num_layers}, {num_layers}) for '
-                         f'{num_layers} blocks')
-    normalized = [i % num_layers for i in indices]
-    if len(set(normalized)) != len(normalized):
-        raise ValueError(f'out_indices {indices} name a block twice (blocks {normalized})')
-    return normalized
-
-
 @MODELS.register_module()
 class DyTVisionTransformer(DyTBackbone):
     """Vision Transformer with Dynamic Tuning and the PEFT baselines.
@@ -340,7 +312,8 @@ class DyTVisionTransformer(DyTBackbone):
         if capacity is not None:
             capacity_tokens(capacity, 1)  # checks the range
         self.capacity, self.capacity_warning = capacity, capacity_warning
-        self.out_indices = check_settings(self.arch_settings, out_indices, drop_path_rate)
+        self.check_drop_path_rate(drop_path_rate)
+        self.out_indices = self.check_out_indices(out_indices, num_layers, 'blocks')
 
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(in_channels, embed_dims, patch_size, patch_size,
