@@ -280,8 +280,8 @@ class DyTSwinTransformer(DyTBackbone):
                  skip_inactive=True, qkv_bias=True, pretrained=None, petl=None,
                  init_cfg=None):
         super().__init__(pretrained, freeze_pretrained, init_cfg)
-        self.arch_settings = self.parse_arch(arch, SWIN_ARCHS, SWIN_ARCH_ALIASES, SWIN_ARCH_KEYS,
-                                            'Swin')
+        self.arch_settings = self.parse_arch(arch, SWIN_ARCHS, SWIN_ARCH_ALIASES,
+                                             SWIN_ARCH_KEYS, 'Swin')
         if len(self.arch_settings['depths']) != len(self.arch_settings['num_heads']):
             raise ValueError(f'a custom Swin arch needs one num_heads per stage (depths), got '
                              f'{arch!r}')
@@ -342,7 +342,6 @@ class DyTSwinTransformer(DyTBackbone):
         """Load a Swin checkpoint (mmpretrain, timm or the original release),
         the keys under ``pretrained_prefix`` when one is set."""
         load_swin_checkpoint(self, checkpoint, self.pretrained_prefix)
-
 
     def stage_shapes(self, grid):
         """(H, W) map of each stage for a patch ``grid``."""

@@ -387,8 +387,6 @@ class DyTVisionTransformer(DyTBackbone):
         the keys under ``pretrained_prefix`` when one is set."""
         load_vit_checkpoint(self, checkpoint, self.pretrained_prefix)
 
-
-    # ---- FLOPs of a forward -------------------------------------------------
     def flops_by_part(self, record, stop=None):
         """Per-sample multiply-adds of the forward ``record`` describes, by
         part, counting only the tokens the skipping path computes (fvcore
@@ -419,12 +417,12 @@ class DyTVisionTransformer(DyTBackbone):
                 if self.token_reduction is not None:
                     flops = flops + self.token_reduction.flops(block, block_record)
                 parts[f'block{block_record.index}'] = per_sample(flops, block_record.rows,
-                                                                batch_size)
+                                                                 batch_size)
         last = record.blocks[-1] if record.blocks else None
         if self.final_norm and stop == self.num_layers and last is not None \
                 and last.index == self.num_layers - 1:
-            parts['norm'] = per_sample(layer_norm_flops(self.norm, last.tokens('mlp')), last.rows,
-                                     batch_size)
+            parts['norm'] = per_sample(layer_norm_flops(self.norm, last.tokens('mlp')),
+                                       last.rows, batch_size)
         pooled = [b for b in record.blocks if b.index < stop and b.index in self.out_indices]
         for name, count in self.pooled_output_flops().items():
             for block_record in pooled:

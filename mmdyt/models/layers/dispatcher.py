@@ -35,8 +35,8 @@ class TokenDispatcher(nn.Module):
     code: weight trunc-normal std 0.02, bias 0; the paper does not say).
     Training: Gumbel-sigmoid with a straight-through estimator; evaluation:
     ``sigmoid(logits) >= 0.5``, no noise (Eq. 4: a token exactly at 0.5 is
-    active; the reference code skips it). The first ``num_fixed_tokens`` tokens (class token, prompt or
-    register tokens) are always active.
+    active; the reference code skips it). The first ``num_fixed_tokens``
+    tokens (class token, register and prompt tokens) are always active.
 
     Args:
         embed_dims (int): C.

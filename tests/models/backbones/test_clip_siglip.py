@@ -15,8 +15,8 @@ timm = pytest.importorskip('timm')
 ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=192)
 #: timm model -> mmdyt backbone settings of the family.
 FAMILIES = {
-    'vit_base_patch16_clip_quickgelu_224': dict(pre_norm=True, norm_eps=1e-5, act='quick_gelu',
-                                               proj_dims=32),
+    'vit_base_patch16_clip_quickgelu_224': dict(pre_norm=True, norm_eps=1e-5,
+                                                act='quick_gelu', proj_dims=32),
     'vit_base_patch16_clip_224': dict(pre_norm=True, norm_eps=1e-5, proj_dims=32),
     'vit_base_patch16_siglip_224': dict(class_token=False, out_type='map'),
 }
@@ -50,7 +50,8 @@ def openai_layout(state):
         names += [(block + 'norm1.', res + 'ln_1.'), (block + 'norm2.', res + 'ln_2.'),
                   (block + 'attn.qkv.', res + 'attn.in_proj_'),
                   (block + 'attn.proj.', res + 'attn.out_proj.'),
-                  (block + 'mlp.fc1.', res + 'mlp.c_fc.'), (block + 'mlp.fc2.', res + 'mlp.c_proj.')]
+                  (block + 'mlp.fc1.', res + 'mlp.c_fc.'),
+                  (block + 'mlp.fc2.', res + 'mlp.c_proj.')]
     out = {'transformer.resblocks.0.attn.in_proj_weight': torch.zeros(1)}  # the text tower
     for key, value in state.items():
         if key == 'cls_token':

@@ -63,7 +63,8 @@ def mmpretrain_layout(state):
     names = [('blocks.{}.ls1.gamma', 'layers.{}.attn.gamma1.weight'),
              ('blocks.{}.ls2.gamma', 'layers.{}.ffn.gamma2.weight'),
              ('blocks.{}.norm1.', 'layers.{}.ln1.'), ('blocks.{}.norm2.', 'layers.{}.ln2.'),
-             ('blocks.{}.attn.', 'layers.{}.attn.'), ('blocks.{}.mlp.fc1.', 'layers.{}.ffn.layers.0.0.'),
+             ('blocks.{}.attn.', 'layers.{}.attn.'),
+             ('blocks.{}.mlp.fc1.', 'layers.{}.ffn.layers.0.0.'),
              ('blocks.{}.mlp.fc2.', 'layers.{}.ffn.layers.1.')]
     out = {}
     for key, value in state.items():

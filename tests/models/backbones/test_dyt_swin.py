@@ -240,7 +240,8 @@ def test_timm_merging_order_is_the_original_neighbour_order(reference):
     grid = x.view(2, 8, 8, 16)
     original = torch.cat([grid[:, 0::2, 0::2], grid[:, 1::2, 0::2], grid[:, 0::2, 1::2],
                           grid[:, 1::2, 1::2]], -1).view(2, 16, 64)
-    norm = torch.nn.functional.layer_norm(original, (64, ), state['layers.1.downsample.norm.weight'],
+    norm = torch.nn.functional.layer_norm(original, (64, ),
+                                          state['layers.1.downsample.norm.weight'],
                                           state['layers.1.downsample.norm.bias'])
     expected = norm @ state['layers.1.downsample.reduction.weight'].T
     torch.testing.assert_close(merged, expected, atol=1e-5, rtol=0)

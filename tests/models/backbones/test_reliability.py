@@ -166,7 +166,8 @@ def test_nan_inf_input_stays_in_its_sample_on_both_paths(variant, bad):
 @pytest.mark.parametrize('kwargs, message', [
     (dict(out_indices=[0, 3]), r'out_indices \[3\] outside \[-3, 3\) for 3 blocks'),
     (dict(out_indices=[-4]), r'out_indices \[-4\] outside'),
-    (dict(out_indices=[2, -1]), r'out_indices \[2, -1\] name one of the blocks twice \(blocks \[2, 2\]\)'),
+    (dict(out_indices=[2, -1]),
+     r'out_indices \[2, -1\] name one of the blocks twice \(blocks \[2, 2\]\)'),
     (dict(arch=tiny_arch(num_layers=3, num_heads=5)), 'num_heads=5 does not divide embed_dims=48'),
     (dict(drop_path_rate=1.0), r'drop_path_rate must be in \[0, 1\), got 1.0'),
 ])

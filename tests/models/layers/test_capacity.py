@@ -13,7 +13,6 @@ from mmdyt.models.record import ForwardRecord
 from tiny_dyt import ARCH, NUM_TOKENS as N, images, tiny_dyt
 
 
-
 def forward(model, x):
     record = ForwardRecord()
     with torch.no_grad():
