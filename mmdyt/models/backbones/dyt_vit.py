@@ -48,6 +48,10 @@ ARCHS = {
 ARCH_ALIASES = {'tiny': 't', 'small': 's', 'base': 'b', 'large': 'l',
                 'deit-tiny': 't', 'deit-small': 's'}
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
+#: ``family_settings`` of the supervised ViT (ImageNet-21k, mmpretrain's).
+SUPERVISED_FAMILY = dict(num_registers=0, layer_scale_init_value=0.0, class_token=True,
+                         pre_norm=False, norm_eps=1e-6, act='gelu', proj_dims=None,
+                         qkv_bias=True)
 OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw', 'map')
 
 
@@ -286,6 +290,12 @@ class DyTVisionTransformer(DyTBackbone):
         self.arch_settings = self.parse_arch(arch, ARCHS, ARCH_ALIASES, ARCH_KEYS, 'ViT')
         self.check_choices(dispatch, DISPATCH_TABLE, out_type, OUT_TYPES, adapter_dim)
         check_family_settings(class_token, out_type, proj_dims, rel_pos_bias)
+        #: What makes this ViT a DINOv2 / CLIP / SigLIP rather than the
+        #: supervised one: the settings a dense twin of it needs.
+        self.family_settings = dict(
+            num_registers=num_registers, layer_scale_init_value=layer_scale_init_value,
+            class_token=class_token, pre_norm=pre_norm, norm_eps=norm_eps, act=act,
+            proj_dims=proj_dims, qkv_bias=qkv_bias)
         for name, value in (('num_prompts', num_prompts), ('lora_rank', lora_rank),
                             ('num_registers', num_registers)):
             if not isinstance(value, int) or value < 0:

@@ -169,3 +169,22 @@ def test_a_sample_without_active_tokens_gets_the_adapter_only_on_both_paths(disp
         trained = model(x, record=ForwardRecord())[0]
     assert skipped.isfinite().all() and trained.isfinite().all()
     torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('name', sorted(FAMILIES))
+def test_the_dense_baseline_is_the_same_family(name):
+    """benchmark.py's ratios compare a DyT model with the dense model of its
+    own family: the twin has the family's modules and counts them."""
+    from mmdyt.analysis.baselines import dense_baseline, dense_flops
+    model = dyt_model(name)
+    twin = dense_baseline(model)
+    assert isinstance(twin, DyTVisionTransformer) and twin.dispatch is None
+    assert twin.family_settings == model.family_settings
+    assert hasattr(twin, 'attn_pool') == hasattr(model, 'attn_pool')
+    x = torch.randn(1, 3, 64, 64)
+    plain = DyTVisionTransformer(arch=ARCH, img_size=64, patch_size=16, dispatch=None,
+                                 adapter_dim=None)
+    record = ForwardRecord()
+    with torch.no_grad():
+        plain(x, record=record)
+    assert dense_flops(model, x).item() > plain.flops(record).item()
