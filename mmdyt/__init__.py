@@ -10,4 +10,5 @@ from .compat import apply_compat_fixes
 apply_compat_fixes()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
+from .api import DyTModel, get_dyt_model  # noqa: E402,F401
 from .version import __version__, version_info  # noqa: E402,F401
