@@ -165,7 +165,9 @@ class DyTBackbone(BaseModule):
         """Truncated-normal (0.02) weights and zero biases for the attention
         and MLP linears of every block (the pretrained weights replace them)."""
         for block in self.blocks:
-            for layer in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
+            layers = [block.attn.qkv, block.attn.proj]
+            layers += [m for m in block.mlp.modules() if isinstance(m, nn.Linear)]
+            for layer in layers:
                 nn.init.trunc_normal_(layer.weight, std=0.02)
                 if layer.bias is not None:
                     nn.init.zeros_(layer.bias)

@@ -242,6 +242,41 @@ def convert_state_dict(checkpoint, num_layers):
         for pattern, replacement in MMPRETRAIN_KEY_MAP:
             key = re.sub(pattern, replacement, key)
         state[DINOV2_KEY_MAP.get(key, key)] = torch.as_tensor(value)
+    return fuse_eva_attention(state)
+
+
+def fuse_eva_attention(state):
+    """EVA-02's attention and MLP weights (timm's ``Eva`` names) in place ->
+    mmdyt's: separate ``q_proj`` / ``k_proj`` / ``v_proj`` (k without bias)
+    or a bias-less ``qkv`` with ``q_bias`` / ``v_bias`` -> one ``qkv`` with
+    the k bias 0; a packed ``GluMlp`` ``fc1`` (gate first) -> ``fc1_g`` /
+    ``fc1_x``; the original release's ``w1`` / ``w2`` / ``ffn_ln`` / ``w3``
+    -> ``fc1_g`` / ``fc1_x`` / ``norm`` / ``fc2``."""
+    renames = {'.mlp.w1.': '.mlp.fc1_g.', '.mlp.w2.': '.mlp.fc1_x.', '.mlp.ffn_ln.': '.mlp.norm.',
+               '.mlp.w3.': '.mlp.fc2.'}
+    for key in list(state):
+        for old, new in renames.items():
+            if old in key:
+                state[key.replace(old, new)] = state.pop(key)
+    blocks = {key.split('.attn.')[0] for key in state
+              if re.match(r'^blocks\.\d+\.attn\.(q_proj|q_bias)', key)}
+    for block in blocks:
+        attn = block + '.attn.'
+        if attn + 'q_proj.weight' in state:
+            weight = torch.cat([state.pop(attn + f'{name}_proj.weight') for name in 'qkv'])
+            q_bias, v_bias = state.pop(attn + 'q_proj.bias'), state.pop(attn + 'v_proj.bias')
+            state.pop(attn + 'k_proj.bias', None)
+        else:
+            weight = state.pop(attn + 'qkv.weight')
+            q_bias, v_bias = state.pop(attn + 'q_bias'), state.pop(attn + 'v_bias')
+        state[attn + 'qkv.weight'] = weight
+        state[attn + 'qkv.bias'] = torch.cat([q_bias, torch.zeros_like(q_bias), v_bias])
+    for key in [k for k in state if re.match(r'^blocks\.\d+\.mlp\.fc1\.(weight|bias)$', k)]:
+        fc2 = re.sub(r'fc1\.(weight|bias)$', 'fc2.weight', key)
+        if fc2 in state and state[key].shape[0] == 2 * state[fc2].shape[1]:
+            gate, value = state.pop(key).chunk(2)
+            state[key.replace('.fc1.', '.fc1_g.')] = gate
+            state[key.replace('.fc1.', '.fc1_x.')] = value
     return state
 
 

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 
 from ..flops import conv_patch_flops, layer_norm_flops, linear_flops, per_sample
-from ..layers import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, Attention, AttentionPool, LayerScale,
-                      Mlp, activation_layer, build_layer_scale, build_parts, capacity_tokens,
-                      dispatched_part, drop_path, resize_pos_embed)
+from ..layers import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, Attention, AttentionPool, LayerScale, Mlp,
+                      RotaryEmbedding2d, SwiGLU, activation_layer, build_layer_scale, build_parts,
+                      capacity_tokens, dispatched_part, drop_path, resize_pos_embed)
 from ..petl import apply_petl
 from ..record import BlockRecord, ForwardRecord
 from ..token_reduction import build_token_reduction
@@ -51,7 +51,8 @@ ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
 #: ``family_settings`` of the supervised ViT (ImageNet-21k, mmpretrain's).
 SUPERVISED_FAMILY = dict(num_registers=0, layer_scale_init_value=0.0, class_token=True,
                          pre_norm=False, norm_eps=1e-6, act='gelu', proj_dims=None,
-                         qkv_bias=True)
+                         qkv_bias=True, mlp='mlp', mlp_norm=False, rope=False,
+                         rope_ref_grid=None, pool_norm=False)
 OUT_TYPES = ('cls_token', 'featmap', 'avg_featmap', 'raw', 'map')
 
 
@@ -78,7 +79,11 @@ class DyTBlock(nn.Module):
         layer_scale_init_value (float): LayerScale on the attention and MLP
             outputs (``ls1``, ``ls2``; DINOv2), initialised to it; 0 = none.
         norm_eps (float): LayerNorm epsilon (CLIP: 1e-5).
-        act_layer (type): MLP activation class.
+        mlp_layer (callable): ``(embed_dims, hidden_dims) -> module``, the MLP
+            (:class:`~mmdyt.models.layers.Mlp` with its activation, or
+            :class:`~mmdyt.models.layers.SwiGLU`).
+        rotary (bool): rotary position embeddings in the attention (EVA-02;
+            the tables come with each forward).
 
     Shapes:
         x: (B, N, C) -> (B, N, C); the masks go to the ``record`` passed.
@@ -92,7 +97,7 @@ class DyTBlock(nn.Module):
                  adapter_dim=64, adapter_scale=1.0, adapter_dropout=0.1, num_experts=1,
                  num_fixed_tokens=1, tau=5.0, drop_path_rate=0.0, qkv_bias=True,
                  rel_pos_grid=None, layer_scale_init_value=0.0, norm_eps=1e-6,
-                 act_layer=nn.GELU):
+                 mlp_layer=Mlp, rotary=False):
         super().__init__()
         self.dispatch = dispatch
         self.drop_path_rate = drop_path_rate
@@ -100,25 +105,28 @@ class DyTBlock(nn.Module):
             dispatch, embed_dims, adapter_dim, num_experts, adapter_scale, adapter_dropout,
             num_fixed_tokens, tau)
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.attn = Attention(embed_dims, num_heads, qkv_bias, rel_pos_grid)
+        self.attn = Attention(embed_dims, num_heads, qkv_bias, rel_pos_grid, rotary)
         self.ls1 = build_layer_scale(embed_dims, layer_scale_init_value)
         self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.mlp = Mlp(embed_dims, feedforward_channels, act_layer)
+        self.mlp = mlp_layer(embed_dims, feedforward_channels)
         self.ls2 = build_layer_scale(embed_dims, layer_scale_init_value)
 
     def forward(self, x, skip_inactive=False, record=None, reduction=None, capacity=None,
-                grid=None):
+                grid=None, rope=None):
         """(B, N, C) -> (B, N', C); what each dispatched part did (its (B, N)
         mask, capacity mode's counts) goes to ``record`` (a
         :class:`BlockRecord`) when given. ``reduction`` (a token reduction's
         :class:`~mmdyt.models.token_reduction.BlockHook`) may shorten the
         sequence before the block and after each part. ``grid``: the input's
-        patch grid, for a relative position bias."""
+        patch grid, for a relative position bias; ``rope``: the rotary (sin,
+        cos) tables of the sequence."""
         x = x if reduction is None else reduction.enter(x)
+        positional = {key: value for key, value in (('grid', grid), ('rope', rope))
+                      if value is not None}
         for part in self.parts:
             delta = getattr(self, self.PART_DELTAS[part])
-            if grid is not None and part != 'mlp':
-                delta = functools.partial(delta, grid=grid)
+            if positional and part != 'mlp':
+                delta = functools.partial(delta, **positional)
             x, outcome = dispatched_part(
                 x, delta if reduction is None else reduction.delta(part, delta),
                 self.dispatchers[part] if part in self.dispatchers else None,
@@ -132,25 +140,27 @@ class DyTBlock(nn.Module):
             x = x if reduction is None else reduction.after(part, x)
         return x
 
-    def _attention_delta(self, tokens, key_mask=None, packed=None, positions=None, grid=None):
+    def _attention_delta(self, tokens, key_mask=None, packed=None, positions=None, grid=None,
+                         rope=None):
         if packed is not None:
-            return self.ls1(self.attn.forward_packed(self.norm1(tokens), packed, grid))
+            return self.ls1(self.attn.forward_packed(self.norm1(tokens), packed, grid, rope))
         return self.ls1(self.attn(self.norm1(tokens), key_mask=key_mask, grid=grid,
-                                  positions=positions))
+                                  positions=positions, rope=rope))
 
     def _mlp_delta(self, tokens, key_mask=None, packed=None, positions=None):
         return self.ls2(self.mlp(self.norm2(tokens)))
 
-    def _layer_delta(self, tokens, key_mask=None, packed=None, positions=None, grid=None):
+    def _layer_delta(self, tokens, key_mask=None, packed=None, positions=None, grid=None,
+                     rope=None):
         """The whole layer's update; the masked path (``key_mask`` given)
         applies stochastic depth to each sub-layer, as the dense block does."""
         if key_mask is not None:
             y = tokens + drop_path(self._attention_delta(tokens, key_mask, positions=positions,
-                                                         grid=grid),
+                                                         grid=grid, rope=rope),
                                    self.drop_path_rate, self.training)
             y = y + drop_path(self._mlp_delta(y), self.drop_path_rate, self.training)
             return y - tokens
-        attn = self._attention_delta(tokens, packed=packed, grid=grid)
+        attn = self._attention_delta(tokens, packed=packed, grid=grid, rope=rope)
         return attn + self._mlp_delta(tokens + attn)
 
     def flops(self, record):
@@ -180,11 +190,22 @@ def pad_to_patches(x, patch_size):
     return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
 
 
-def check_family_settings(class_token, out_type, proj_dims, rel_pos_bias):
+def check_family_settings(class_token, out_type, proj_dims, rel_pos_bias, mlp='mlp', act='gelu',
+                          mlp_norm=False, pool_norm=False):
     """Refuse, naming both, the options of the foundation families that do
     not go together: a class-token output or a relative position bias (built
-    for a class token) without a class token, a projection of anything but
-    the pooled output."""
+    for a class token) without a class token, a projection or a pooled norm
+    of anything but the pooled output, an activation or a sub-LN the MLP
+    does not have."""
+    if mlp not in ('mlp', 'swiglu'):
+        raise ValueError(f"mlp must be 'mlp' or 'swiglu', got {mlp!r}")
+    if mlp == 'swiglu' and act != 'gelu':
+        raise ValueError(f"mlp='swiglu' gates with SiLU: it cannot be combined with act={act!r}")
+    if mlp_norm and mlp != 'swiglu':
+        raise ValueError("mlp_norm (the sub-LN of EVA-02's SwiGLU) needs mlp='swiglu'")
+    if pool_norm and out_type != 'avg_featmap':
+        raise ValueError(f"pool_norm normalises the averaged tokens: it needs "
+                         f"out_type='avg_featmap', got out_type={out_type!r}")
     if not class_token and out_type == 'cls_token':
         raise ValueError("out_type='cls_token' needs class_token=True: without a class token "
                          "read the pooled output (out_type='map' or 'avg_featmap')")
@@ -226,10 +247,30 @@ class DyTVisionTransformer(DyTBackbone):
             dispatched; 0 = none.
         layer_scale_init_value (float): LayerScale on both branches of every
             block (DINOv2: 1e-5; the checkpoint's values replace it); 0 = none.
+        class_token (bool): a class token (False: SigLIP; read a pooled
+            output, every patch token is dispatchable).
+        pre_norm (bool): a LayerNorm after the position embedding (CLIP's
+            ``ln_pre``, ``norm_pre``); also drops the patch embedding's bias.
+        norm_eps (float): LayerNorm epsilon (CLIP: 1e-5).
+        act (str): MLP activation, 'gelu', 'quick_gelu' (OpenAI CLIP) or
+            'gelu_tanh'.
+        proj_dims (int | None): a bias-free projection of the pooled output
+            (CLIP's ``proj``); None = none.
+        mlp (str): 'mlp' or 'swiglu' (EVA-02).
+        mlp_norm (bool): the LayerNorm of the SwiGLU hidden features (EVA-02's
+            sub-LN).
+        rope (bool): 2-D rotary position embeddings in every attention
+            (EVA-02), following each token's own position when tokens are
+            packed or gathered.
+        rope_ref_grid (tuple[int, int] | None): the pretraining patch grid the
+            rotary positions are rescaled to (EVA-02: (16, 16)); None = none.
+        pool_norm (bool): a LayerNorm after the average pooling (timm's
+            ``fc_norm``; EVA-02), with ``out_type='avg_featmap'``.
         freeze_pretrained (bool): freeze the ViT weights (PEFT). False trains
             everything, i.e. full tuning or dynamic full tuning.
         out_type (str): 'cls_token' (B, C), 'featmap' (B, C, H, W),
-            'avg_featmap' (B, C) or 'raw' (B, N, C) patch tokens.
+            'avg_featmap' (B, C), 'map' (B, C) attention pooling (SigLIP) or
+            'raw' (B, N, C) patch tokens.
         out_indices (int | Sequence[int]): blocks whose output is returned.
         final_norm (bool): LayerNorm after the last block.
         drop_path_rate (float): stochastic depth, linearly increasing.
@@ -285,17 +326,20 @@ class DyTVisionTransformer(DyTBackbone):
                  pretrained=None, petl=None, token_reduction=None, capacity=None,
                  capacity_warning=0.01, rel_pos_bias=False, num_registers=0,
                  layer_scale_init_value=0.0, class_token=True, pre_norm=False, norm_eps=1e-6,
-                 act='gelu', proj_dims=None, init_cfg=None):
+                 act='gelu', proj_dims=None, mlp='mlp', mlp_norm=False, rope=False,
+                 rope_ref_grid=None, pool_norm=False, init_cfg=None):
         super().__init__(pretrained, freeze_pretrained, init_cfg)
         self.arch_settings = self.parse_arch(arch, ARCHS, ARCH_ALIASES, ARCH_KEYS, 'ViT')
         self.check_choices(dispatch, DISPATCH_TABLE, out_type, OUT_TYPES, adapter_dim)
-        check_family_settings(class_token, out_type, proj_dims, rel_pos_bias)
+        check_family_settings(class_token, out_type, proj_dims, rel_pos_bias, mlp, act, mlp_norm,
+                              pool_norm)
         #: What makes this ViT a DINOv2 / CLIP / SigLIP rather than the
         #: supervised one: the settings a dense twin of it needs.
         self.family_settings = dict(
             num_registers=num_registers, layer_scale_init_value=layer_scale_init_value,
             class_token=class_token, pre_norm=pre_norm, norm_eps=norm_eps, act=act,
-            proj_dims=proj_dims, qkv_bias=qkv_bias)
+            proj_dims=proj_dims, qkv_bias=qkv_bias, mlp=mlp, mlp_norm=mlp_norm, rope=rope,
+            rope_ref_grid=rope_ref_grid, pool_norm=pool_norm)
         for name, value in (('num_prompts', num_prompts), ('lora_rank', lora_rank),
                             ('num_registers', num_registers)):
             if not isinstance(value, int) or value < 0:
@@ -336,6 +380,8 @@ class DyTVisionTransformer(DyTBackbone):
             self.reg_token = nn.Parameter(torch.zeros(1, num_registers, embed_dims))
         self.norm_pre = nn.LayerNorm(embed_dims, eps=norm_eps) if pre_norm else nn.Identity()
         rates = torch.linspace(0, drop_path_rate, num_layers).tolist()
+        mlp_layer = functools.partial(SwiGLU, norm_eps=norm_eps if mlp_norm else None) \
+            if mlp == 'swiglu' else functools.partial(Mlp, act_layer=activation_layer(act))
         self.blocks = nn.ModuleList([
             DyTBlock(embed_dims, self.arch_settings['num_heads'],
                      self.arch_settings['feedforward_channels'], dispatch=dispatch,
@@ -345,9 +391,14 @@ class DyTVisionTransformer(DyTBackbone):
                      drop_path_rate=rates[i], qkv_bias=qkv_bias,
                      rel_pos_grid=self.patch_resolution if rel_pos_bias else None,
                      layer_scale_init_value=layer_scale_init_value, norm_eps=norm_eps,
-                     act_layer=activation_layer(act))
+                     mlp_layer=mlp_layer, rotary=rope)
             for i in range(num_layers)
         ])
+        if rope:
+            self.rotary = RotaryEmbedding2d(embed_dims // self.arch_settings['num_heads'],
+                                            rope_ref_grid)
+        if pool_norm:
+            self.fc_norm = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps) if final_norm else nn.Identity()
         if out_type == 'map':
             self.attn_pool = AttentionPool(embed_dims, self.arch_settings['num_heads'],
@@ -447,6 +498,8 @@ class DyTVisionTransformer(DyTBackbone):
         counts = {}
         if self.out_type == 'map':
             counts['attn_pool'] = self.attn_pool.flops
+        if hasattr(self, 'fc_norm'):
+            counts['fc_norm'] = lambda num_tokens: layer_norm_flops(self.fc_norm, 1)
         if hasattr(self, 'proj'):
             counts['proj'] = lambda num_tokens: linear_flops(self.proj, 1)
         return counts
@@ -496,6 +549,8 @@ class DyTVisionTransformer(DyTBackbone):
         stop = self.num_layers if stop is None else stop
         skip = self.skip_inactive and not self.training
         record = ForwardRecord() if record is None else record
+        rope = self.rotary.tables(record.grid, self.num_fixed_tokens) \
+            if hasattr(self, 'rotary') else None
         for i in range(start, stop):
             if self.num_prompts:
                 prompts = self.prompts[i].expand(x.shape[0], -1, -1)
@@ -507,7 +562,7 @@ class DyTVisionTransformer(DyTBackbone):
                 self.blocks[i], block_record, record.blocks[-1] if record.blocks else None)
             x = self.blocks[i](x, skip_inactive=skip, record=block_record, reduction=hook,
                                capacity=self.capacity if skip else None,
-                               grid=record.grid if any(record.grid) else None)
+                               grid=record.grid if any(record.grid) else None, rope=rope)
             record.blocks.append(block_record)
             if i == self.num_layers - 1:
                 x = self.norm(x)
@@ -552,4 +607,5 @@ class DyTVisionTransformer(DyTBackbone):
             pooled = self.attn_pool(x)
         else:
             pooled = patches.mean(1)
+            pooled = self.fc_norm(pooled) if hasattr(self, 'fc_norm') else pooled
         return self.proj(pooled) if hasattr(self, 'proj') else pooled

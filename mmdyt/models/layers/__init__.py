@@ -9,8 +9,9 @@ from .dispatched_part import (DISPATCH_TABLE, TOKEN_MIXING_PARTS, PackedTokens, 
                               with_adapter)
 from .dispatcher import TokenDispatcher, all_tokens_active, gumbel_sigmoid, straight_through
 from .layer_scale import LayerScale, build_layer_scale
-from .mlp import ACTIVATIONS, Mlp, QuickGELU, activation_layer
+from .mlp import ACTIVATIONS, Mlp, QuickGELU, SwiGLU, activation_layer
 from .pos_embed import resize_pos_embed
+from .rotary import RotaryEmbedding2d, rotary_flops, rotate
 
 __all__ = [
     'Adapter', 'MoEAdapter', 'build_adapter', 'Attention', 'relative_position_index',
@@ -18,6 +19,6 @@ __all__ = [
     'CrossAttentionQuery', 'DISPATCH_TABLE', 'TOKEN_MIXING_PARTS', 'PackedTokens', 'PartOutcome',
     'build_parts', 'capacity_tokens', 'dispatched_part', 'drop_path', 'with_adapter',
     'TokenDispatcher', 'all_tokens_active', 'gumbel_sigmoid', 'straight_through', 'LayerScale',
-    'build_layer_scale', 'Mlp',
+    'build_layer_scale', 'Mlp', 'SwiGLU', 'RotaryEmbedding2d', 'rotary_flops', 'rotate',
     'resize_pos_embed'
 ]

@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..flops import attention_bias_flops, attention_matmul_flops, linear_flops
+from .rotary import rotary_flops, rotate
 
 
 def relative_position_index(grid, table_grid=None):
@@ -50,13 +51,16 @@ class Attention(nn.Module):
             relative position bias table is built for (a class token, then
             h * w patches); None = no bias. Inputs of another grid index the
             same table (:func:`relative_position_index`).
+        rotary (bool): q and k are rotated by the rotary position tables the
+            caller passes (``rope``; EVA-02), counted in :meth:`flops`.
 
     Shapes:
         x: (..., N, C) -> (..., N, C)
     """
 
-    def __init__(self, embed_dims, num_heads, qkv_bias=True, rel_pos_grid=None):
+    def __init__(self, embed_dims, num_heads, qkv_bias=True, rel_pos_grid=None, rotary=False):
         super().__init__()
+        self.rotary = rotary
         if embed_dims % num_heads:
             raise ValueError(f'num_heads={num_heads} does not divide embed_dims={embed_dims}')
         self.num_heads = num_heads
@@ -135,7 +139,17 @@ class Attention(nn.Module):
         total = probs.sum(-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
         return probs / total @ v
 
-    def forward(self, x, key_mask=None, bias=None, grid=None, positions=None, return_qk=False):
+    def rotate_qk(self, q, k, rope, positions=None):
+        """q, k (..., heads, N, d) rotated by ``rope`` = (sin, cos) tables of
+        the full sequence (:meth:`~mmdyt.models.layers.RotaryEmbedding2d.tables`), taken at the
+        tokens' ``positions`` ((B, N); None = the sequence in order)."""
+        sin, cos = rope
+        if positions is not None:
+            sin, cos = sin[positions].unsqueeze(-3), cos[positions].unsqueeze(-3)
+        return rotate(q, sin, cos), rotate(k, sin, cos)
+
+    def forward(self, x, key_mask=None, bias=None, grid=None, positions=None, return_qk=False,
+                rope=None):
         """Attention among the tokens of ``x`` (..., N, C).
 
         Args:
@@ -151,11 +165,15 @@ class Attention(nn.Module):
                 subset (capacity mode); None = the full sequence in order.
             return_qk (bool): also return q and k, (..., heads, N, d) (ToMe's
                 merge keys, EViT's class attention).
+            rope (tuple[Tensor, Tensor] | None): rotary (sin, cos) tables of
+                the full sequence, for a ``rotary`` attention.
 
         Returns:
             Tensor | tuple: (..., N, C), and q, k with ``return_qk``.
         """
         q, k, v = self.split_heads(self.qkv(x))
+        if rope is not None:
+            q, k = self.rotate_qk(q, k, rope, positions)
         if positions is None:
             own = self.position_bias(x.shape[-2], grid=grid)
         else:
@@ -170,7 +188,7 @@ class Attention(nn.Module):
         h, w = self.rel_pos_grid if grid is None else tuple(grid)
         return 1 + h * w
 
-    def forward_packed(self, tokens, packed, grid=None):
+    def forward_packed(self, tokens, packed, grid=None, rope=None):
         """Attention among each sample's active tokens only (the relative
         position bias gathered at their positions).
 
@@ -178,11 +196,15 @@ class Attention(nn.Module):
             tokens (Tensor): (S, C) active tokens of the whole batch.
             packed (PackedTokens): where they come from.
             grid (tuple[int, int] | None): the input's patch grid.
+            rope (tuple[Tensor, Tensor] | None): rotary tables, taken at each
+                token's own position.
 
         Returns:
             Tensor: (S, C)
         """
         q, k, v = self.split_heads(packed.to_padded(self.qkv(tokens)))
+        if rope is not None:
+            q, k = self.rotate_qk(q, k, rope, packed.positions())
         bias = packed.key_bias(q.dtype)
         if self.rel_pos_grid is not None:
             bias = self.position_bias(packed.num_tokens, packed.positions(), grid) + bias
@@ -198,4 +220,6 @@ class Attention(nn.Module):
                  attention_matmul_flops(num_tokens, num_keys, self.proj.in_features))
         if self.rel_pos_grid is not None:
             total = total + attention_bias_flops(num_tokens, num_keys, self.num_heads)
+        if self.rotary:
+            total = total + rotary_flops(num_tokens, self.proj.in_features)
         return total

@@ -96,6 +96,9 @@ class TokenReduction(nn.Module):
             raise ValueError(f"token_reduction {method!r} needs dispatch None or 'mlp' "
                              f'(merged / pruned tokens between attention and MLP), got '
                              f'dispatch={backbone.dispatch!r}')
+        if backbone.family_settings['rope']:
+            raise ValueError(f'token_reduction {method!r} cannot be combined with rope=True: '
+                             'merged and fused tokens have no position to rotate by')
         if not backbone.class_token:
             raise ValueError(f'token_reduction {method!r} keeps and ranks tokens by the class '
                              'token: it cannot be combined with class_token=False')
