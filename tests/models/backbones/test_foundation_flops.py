@@ -15,6 +15,10 @@ timm = pytest.importorskip('timm')
 FAMILIES = {
     'vit_base_patch14_dinov2': dict(patch_size=14, layer_scale_init_value=1e-5),
     'vit_base_patch16_clip_224': dict(pre_norm=True, norm_eps=1e-5),
+    'eva02_base_patch14_224': dict(
+        arch=dict(embed_dims=768, num_layers=12, num_heads=12, feedforward_channels=2048),
+        patch_size=14, mlp='swiglu', mlp_norm=True, rope=True, rope_ref_grid=(16, 16),
+        out_type='avg_featmap', final_norm=False, pool_norm=True),
 }
 
 
@@ -30,11 +34,11 @@ def independent_count(name, x):
 @pytest.mark.parametrize('name', sorted(FAMILIES))
 def test_dense_flops_at_224_agree_with_fvcore_on_timm(name):
     x = torch.randn(1, 3, 224, 224)
-    model = DyTVisionTransformer(arch='b', img_size=224, dispatch=None, adapter_dim=None,
-                                 **FAMILIES[name]).eval()
+    settings = dict(dict(arch='b'), **FAMILIES[name])
+    model = DyTVisionTransformer(img_size=224, dispatch=None, adapter_dim=None, **settings).eval()
     record = ForwardRecord()
     with torch.no_grad():
         model(x, record=record)
     ours = model.flops(record).item()
     assert ours == pytest.approx(independent_count(name, x), rel=0.005)
-    assert record.num_tokens == (257 if 'dinov2' in name else 197)
+    assert record.num_tokens == (197 if 'clip' in name else 257)
