@@ -145,8 +145,9 @@ def fix_mmaction_drn():
     if name in sys.modules:
         return False
     from mmaction.registry import MODELS
-    hint = ('DRN is unavailable: the mmaction2 1.2.0 wheel does not ship mmaction/models/localizers/drn '
-            '(open-mmlab/mmaction2#2714); install mmaction2 from source to use DRN.')
+    hint = ('DRN is unavailable: the mmaction2 1.2.0 wheel does not ship '
+            'mmaction/models/localizers/drn (open-mmlab/mmaction2#2714); install mmaction2 '
+            'from source to use DRN.')
     drn_cls = _placeholder('DRN', hint)
     MODELS.register_module(name='DRN', module=drn_cls, force=True)
     package = types.ModuleType(name, hint)

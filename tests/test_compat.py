@@ -56,7 +56,8 @@ def fake_versions(monkeypatch, **versions):
     (dict(mmengine='0.10.7', torch='2.6.0+cu124'), None),
     (dict(mmengine='0.10.7', torch='2.7.0a0'), None),
     (dict(mmengine='0.10.6', torch='2.12.1'), None),
-    (dict(mmengine='0.10.8', torch='2.12.1'), 'mmengine 0.10.8 is outside the targeted mmengine<=0.10.7'),
+    (dict(mmengine='0.10.8', torch='2.12.1'),
+     'mmengine 0.10.8 is outside the targeted mmengine<=0.10.7'),
     (dict(mmengine='0.10.7', torch='2.5.1'), 'torch 2.5.1 is outside the targeted torch>=2.6'),
     (dict(mmengine_lite='0.11.0', torch='2.12.1'),
      'mmengine-lite 0.11.0 is outside the targeted mmengine-lite<=0.10.7'),
@@ -85,8 +86,8 @@ def test_fix_targets(monkeypatch, name, versions, in_range):
 def test_newer_versions_are_skipped_and_logged(monkeypatch, caplog):
     monkeypatch.setattr(compat, '_applied', {})
     monkeypatch.setattr(compat, '_skipped', {})
-    fake_versions(monkeypatch, mmcv_lite='2.2.0', mmaction2='1.2.1', mmengine='0.10.8', torch='2.12.1',
-                  mmpretrain='1.3.0')
+    fake_versions(monkeypatch, mmcv_lite='2.2.0', mmaction2='1.2.1', mmengine='0.10.8',
+                  torch='2.12.1', mmpretrain='1.3.0')
     caplog.set_level(logging.DEBUG, logger='mmdyt')
     compat.apply_compat_fixes()
     compat.apply_compat_fixes()
@@ -137,14 +138,17 @@ def test_out_of_range_fixes_import_nothing():
          'mmpretrain': '1.3.0'})
     assert report['applied'] == {} and set(report['skipped']) == set(compat.FIXES)
     assert report['imported'] == []
-    assert 'mmdyt DEBUG mmdyt compat fix checkpoint_safe_globals skipped: mmengine 0.11.0' in proc.stderr
+    assert ('mmdyt DEBUG mmdyt compat fix checkpoint_safe_globals skipped: mmengine 0.11.0'
+            in proc.stderr)
 
 
 def test_applied_fixes_report_versions_and_log_once():
     proc, report = apply_in_subprocess()
     version = importlib.metadata.version
-    expected = {'checkpoint_safe_globals': {'mmengine': version('mmengine'), 'torch': version('torch')},
-                'mmpretrain_image_errors': {'mmpretrain': version('mmpretrain')}}
+    expected = {
+        'checkpoint_safe_globals': {'mmengine': version('mmengine'), 'torch': version('torch')},
+        'mmpretrain_image_errors': {'mmpretrain': version('mmpretrain')},
+    }
     if MMCV_LITE:
         expected['mmcv_ops'] = {'mmcv-lite': version('mmcv-lite')}
     if DRN_MISSING:
@@ -152,7 +156,8 @@ def test_applied_fixes_report_versions_and_log_once():
     assert {name: info['versions'] for name, info in report['applied'].items()} == expected
     for name, versions in expected.items():
         found = ', '.join(f'{d} {v}' for d, v in versions.items())
-        line = f'mmdyt INFO mmdyt compat fix {name} applied for {found}: {compat.FIXES[name].reason}'
+        reason = compat.FIXES[name].reason
+        line = f'mmdyt INFO mmdyt compat fix {name} applied for {found}: {reason}'
         assert proc.stderr.count(line) == 1, proc.stderr
     assert proc.stderr.count('compat fix') == len(compat.FIXES)
 
@@ -204,7 +209,8 @@ def test_mmcv_ops_fix_is_noop_with_full_mmcv():
 def test_mmcv_ops_stand_in_exports():
     ops_dir = osp.join(osp.dirname(importlib.util.find_spec('mmcv').origin), 'ops')
     stand_in = compat._MmcvOpsStandIn(ops_dir)
-    assert {'point_sample', 'sigmoid_focal_loss', 'DeformConv2d', 'PSAMask'} <= set(stand_in.__all__)
+    names = {'point_sample', 'sigmoid_focal_loss', 'DeformConv2d', 'PSAMask'}
+    assert names <= set(stand_in.__all__)
     assert not isinstance(nn.Conv2d(1, 1, 1), stand_in.DeformConv2d)
     with pytest.raises(AttributeError):
         stand_in.no_such_op
@@ -356,7 +362,8 @@ def resume_ckpt(tmp_path_factory):
 
 
 def test_genuine_checkpoint_needs_allow_list(resume_ckpt):
-    code = f'from mmengine.runner.checkpoint import _load_checkpoint; _load_checkpoint({str(resume_ckpt[1])!r})'
+    code = ('from mmengine.runner.checkpoint import _load_checkpoint; '
+            f'_load_checkpoint({str(resume_ckpt[1])!r})')
     proc = run_python(code)
     assert proc.returncode != 0 and 'Weights only load failed' in proc.stderr
     proc = run_python(with_fix('fix_checkpoint_safe_globals', code))

@@ -44,15 +44,14 @@ import statistics
 import time
 import traceback
 
-import mmdyt  # noqa: F401
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.runner import find_latest_checkpoint
 
-from mmdyt.analysis import (build_model, count_parameters, load_config, summarize,
-                            time_interleaved)
+import mmdyt  # noqa: F401
+from mmdyt.analysis import build_model, count_parameters, load_config, summarize, time_interleaved
 from mmdyt.datasets.idx import IDX_SPLIT_FILES, find_split_file
 from mmdyt.deploy import fuse_for_cpu
 from mmdyt.models.backbones.checkpoint import read_checkpoint

@@ -1,16 +1,17 @@
 """Test a checkpoint with an mmpretrain, mmseg or mmaction2 config.
 
 The config's ``default_scope`` picks the toolbox. ``import mmdyt`` comes
-first so that its compatibility fixes and modules are in place.
+before anything imports a toolbox (mmengine and torch do not), so that its
+compatibility fixes and modules are in place.
 """
 import argparse
 import inspect
 
-import mmdyt  # noqa: F401
 from mmengine.config import Config
 from mmengine.evaluator import DumpResults
 from mmengine.registry import HOOKS
 
+import mmdyt  # noqa: F401
 from mmdyt.deploy import fuse_for_cpu
 from mmdyt.engine.cli import add_common_args, apply_common_args, parse_with_local_rank
 from mmdyt.engine.distributed import exit_cpu_distributed

@@ -1,13 +1,14 @@
 """Train a model from an mmpretrain, mmseg or mmaction2 config.
 
 The config's ``default_scope`` picks the toolbox. ``import mmdyt`` comes
-first so that its compatibility fixes and modules are in place.
+before anything imports a toolbox (mmengine and torch do not), so that its
+compatibility fixes and modules are in place.
 """
 import argparse
 
-import mmdyt  # noqa: F401
 from mmengine.config import Config
 
+import mmdyt  # noqa: F401
 from mmdyt.engine.cli import add_common_args, apply_common_args, parse_with_local_rank
 from mmdyt.engine.distributed import exit_cpu_distributed
 from mmdyt.engine.runner import build_runner

@@ -6,8 +6,8 @@ CIFAR-100 is mmpretrain's ``CIFAR100`` (no class here). The toolbox
 transforms that check the data are in :mod:`mmdyt.datasets.transforms`.
 """
 from . import transforms  # noqa: F401
-from .base import (DIGIT_CLASSES, ClsBaseDataset, check_labels, image_sample,
-                   parse_label, read_annotation_list)
+from .base import (DIGIT_CLASSES, ClsBaseDataset, check_labels, image_sample, parse_label,
+                   read_annotation_list)
 from .csv_digits import CSVDigits, read_csv_rows, split_indices
 from .food101 import Food101Dataset
 from .idx import FASHION_MNIST_CLASSES, IDX_CLASSES, IDXDataset, read_idx

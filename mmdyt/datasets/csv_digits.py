@@ -10,9 +10,8 @@ from typing import Optional, Sequence
 import numpy as np
 from mmengine.registry import DATASETS
 
-from .base import (DIGIT_CLASSES, ClsBaseDataset, image_sample,
-                   open_maybe_gzip, parse_label, require_file, resolve,
-                   to_channels)
+from .base import (DIGIT_CLASSES, ClsBaseDataset, image_sample, open_maybe_gzip, parse_label,
+                   require_file, resolve, to_channels)
 
 CSV_SPLITS = ('train', 'test', 'all')
 

@@ -12,8 +12,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from mmengine.registry import DATASETS
 
-from .base import (DIGIT_CLASSES, ClsBaseDataset, check_labels, image_sample,
-                   open_maybe_gzip, require_file, resolve, to_channels)
+from .base import (DIGIT_CLASSES, ClsBaseDataset, check_labels, image_sample, open_maybe_gzip,
+                   require_file, resolve, to_channels)
 
 IDX_DTYPES = {
     0x08: '>u1',

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from mmdyt.analysis import (dense_baseline, force_activation_rate, forced_activation_rate,
-                            linear_kernel_times, summarize, time_interleaved,
-                            training_step_cost)
+                            linear_kernel_times, summarize, time_interleaved, training_step_cost)
 from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.record import ForwardRecord
 

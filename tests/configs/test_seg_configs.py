@@ -57,8 +57,8 @@ def test_config_follows_table9(path):
                      'CheckLabelRange')['num_classes'] == num_classes
     assert transform(cfg.test_dataloader.dataset.pipeline,
                      'CheckLabelRange')['num_classes'] == num_classes
-    assert transform(cfg.train_dataloader.dataset.pipeline, 'RandomCrop')['crop_size'] == (512,
-                                                                                         512)
+    train_pipeline = cfg.train_dataloader.dataset.pipeline
+    assert transform(train_pipeline, 'RandomCrop')['crop_size'] == (512, 512)
     assert model.data_preprocessor.size == (512, 512)
     assert model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(341, 341))
     assert [e['type'] for e in cfg.test_evaluator] == ['IoUMetric', 'EfficiencyMetric']

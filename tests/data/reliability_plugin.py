@@ -17,7 +17,10 @@ class LossRecorderHook(Hook):
     ``work_dir/losses_rank{rank}.jsonl`` (lines ``{"iter": 1, "loss": ...}``)."""
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        record = {k: float(torch.as_tensor(v).detach()) for k, v in outputs.items() if k.startswith('loss')}
+        record = {
+            k: float(torch.as_tensor(v).detach())
+            for k, v in outputs.items() if k.startswith('loss')
+        }
         record['iter'] = runner.iter + 1
         with open(osp.join(runner.work_dir, f'losses_rank{get_rank()}.jsonl'), 'a') as f:
             f.write(json.dumps(record) + '\n')

@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dataset_writers import write_vtab_task
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / 'tests' / 'data'
 TINY_CONFIG = DATA / 'configs' / 'dyt_tiny_vtab.py'
-from dataset_writers import write_vtab_task
 
 
 def write_task(root, num_train=16, num_test=4, num_classes=4):

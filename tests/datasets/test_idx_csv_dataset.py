@@ -3,9 +3,9 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from dataset_writers import idx_bytes, write_csv, write_idx
 
 from mmdyt.datasets import CSVDigits, IDXDataset, read_idx, split_indices
+from dataset_writers import idx_bytes, write_csv, write_idx
 
 
 def _images(n, h=6, w=5, seed=0):
@@ -144,10 +144,10 @@ def test_csv_split(tmp_path):
     assert img.shape == (4, 4, 3) and img.dtype == np.uint8
     # fixed seed: same split again, disjoint train / test
     again = CSVDigits(path, split='test', test_ratio=0.2, seed=3)
-    imgs = lambda ds: {
-        ds.get_data_info(i)['img'].tobytes()  # noqa: E731
-        for i in range(len(ds))
-    }
+
+    def imgs(ds):
+        return {ds.get_data_info(i)['img'].tobytes() for i in range(len(ds))}
+
     assert imgs(again) == imgs(test)
     assert not imgs(train) & imgs(test)
     assert imgs(train) | imgs(test) == imgs(full)

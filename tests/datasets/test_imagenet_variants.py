@@ -5,8 +5,8 @@ import torch
 from mmengine.evaluator import Evaluator
 from mmpretrain.structures import DataSample
 
-from dataset_writers import write_jpeg
 from mmdyt.datasets import ImageNetVariant
+from dataset_writers import write_jpeg
 
 SYNSETS = [f'n{index:08d}' for index in range(1000)]
 

@@ -4,9 +4,9 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from dataset_writers import FASHION_MNIST_DIR, mmpretrain_pipeline
 
 from mmdyt.datasets import CSVDigits, IDXDataset
+from dataset_writers import FASHION_MNIST_DIR, mmpretrain_pipeline
 
 
 @pytest.mark.skipif(

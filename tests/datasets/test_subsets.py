@@ -4,10 +4,10 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from dataset_writers import write_csv, write_idx
 
 from mmdyt.datasets import CSVDigits, IDXDataset
 from mmdyt.datasets.base import few_shot_indices
+from dataset_writers import write_csv, write_idx
 
 
 def idx_dataset(root, **kwargs):

@@ -3,9 +3,9 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from dataset_writers import mmpretrain_pipeline, write_food101, write_svhn
 
 from mmdyt.datasets import SVHN, Food101Dataset
+from dataset_writers import mmpretrain_pipeline, write_food101, write_svhn
 
 
 # -------------------------------------------------------------------- SVHN
@@ -97,6 +97,7 @@ def test_food101_load(food_root):
 
 def test_food101_registry_name(food_root, mmpretrain_scope):
     from mmpretrain.registry import DATASETS
+
     # mmpretrain has its own `Food101`; ours is reachable under its own name
     assert DATASETS.get('Food101Dataset') is Food101Dataset
     ds = DATASETS.build(

@@ -3,9 +3,10 @@ on-disk layout through mmpretrain's classes, with the configs' pipelines."""
 import os.path as osp
 
 import pytest
+from mmengine.config import Config
+
 from dataset_writers import (write_cifar10, write_dtd, write_fgvc_aircraft, write_flowers102,
                              write_oxford_pets, write_stanford_cars)
-from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TRAIN, TEST = [0, 1, 1, 0, 1, 0], [1, 0]
@@ -40,6 +41,7 @@ def write(name, root):
 def test_config_reads_the_release_layout(name, tmp_path, mmpretrain_scope, monkeypatch):
     from mmpretrain.datasets import CIFAR10
     from mmpretrain.registry import DATASETS
+
     # the fake batches cannot have the release's md5 sums
     monkeypatch.setattr(CIFAR10, '_check_integrity', lambda self: True)
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'cls', '_base_', 'datasets',

@@ -2,10 +2,9 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from dataset_writers import write_vtab_task
 
-from mmdyt.datasets import (VTAB1K_GROUPS, VTAB1K_SPLITS, VTAB1K_TASKS, VTAB1k,
-                            read_annotation_list)
+from mmdyt.datasets import VTAB1K_GROUPS, VTAB1K_SPLITS, VTAB1K_TASKS, VTAB1k, read_annotation_list
+from dataset_writers import write_vtab_task
 
 
 def test_task_table():
@@ -155,6 +154,6 @@ def test_visible_from_toolbox_scopes(toolbox):
     import importlib
     registry = importlib.import_module(
         f'{pytest.importorskip(toolbox).__name__}.registry')
-    from mmdyt.datasets import (SVHN, CSVDigits, Food101Dataset, IDXDataset)
+    from mmdyt.datasets import SVHN, CSVDigits, Food101Dataset, IDXDataset
     for cls in (VTAB1k, SVHN, Food101Dataset, IDXDataset, CSVDigits):
         assert registry.DATASETS.get(cls.__name__) is cls

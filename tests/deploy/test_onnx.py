@@ -36,7 +36,7 @@ def test_export_keeps_skipping_on_unseen_patterns(tmp_path, dispatch, num_expert
     assert all(r.max_abs_diff < 1e-5 for r in results)
 
 
-def test_item04_tracing_the_skipping_path_is_refused_with_the_way_out():
+def test_tracing_the_skipping_path_is_refused_with_the_way_out():
     model, x = tiny_dyt('attn'), images()
     for trace in (lambda: torch.jit.trace(model, (x, )),
                   lambda: torch.onnx.export(model, (x, ), dynamo=False)):

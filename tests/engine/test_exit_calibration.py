@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from mmdyt.engine.exit_calibration import (calibrate_per_exit, calibrate_thresholds,
-                                           exit_summary, format_exit_table)
+from mmdyt.engine.exit_calibration import (calibrate_per_exit, calibrate_thresholds, exit_summary,
+                                           format_exit_table)
 from mmdyt.models.heads.early_exit import first_exit
 
 

@@ -5,9 +5,8 @@ import re
 import pytest
 import torch
 
-import train_runs
-
 from mmdyt.engine.hooks import NaNGuardHook
+import train_runs
 
 
 def test_nan_loss_stops_training_through_tools_train(tmp_path):

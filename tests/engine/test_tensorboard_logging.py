@@ -1,5 +1,5 @@
-"""Issue 15, item 19: TensorBoard logging works with the installed stack,
-and the seg and video configs log per-layer rates like the cls ones."""
+"""TensorBoard logging works with the installed stack, and the seg and
+video configs log per-layer rates like the cls ones."""
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ def leaf_configs(task):
 
 
 @pytest.mark.parametrize('task', ['seg', 'video'])
-def test_item19_seg_and_video_configs_log_rates(task):
+def test_seg_and_video_configs_with_dispatchers_log_rates(task):
     configs = leaf_configs(task)
     assert configs
     missing = []
@@ -29,7 +29,7 @@ def test_item19_seg_and_video_configs_log_rates(task):
     assert missing == []
 
 
-def test_item19_tensorboard_backend_gets_the_rates(tmp_path):
+def test_tensorboard_backend_gets_the_rates(tmp_path):
     pytest.importorskip('tensorboard')
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     task = train_runs.write_task(tmp_path / 'data', num_train=8)

@@ -1,6 +1,6 @@
-"""Issue 15, lost work: the checkpoint ``--resume`` continues from, one
-training per work dir, and the slurm launcher's host look-up (items 8, 9,
-12, 15)."""
+"""mmdyt.engine.work_dir and the slurm host look-up: the checkpoint
+``--resume`` continues from (the latest readable one, a bad one named), one
+training per work dir, and the slurm launcher's host look-up."""
 import json
 import os
 import socket
@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import train_runs
-
 from mmdyt.engine.distributed import first_slurm_host
 from mmdyt.engine.work_dir import find_resume_checkpoint, work_dir_lock
+import train_runs
 
 
 def checkpoint(path, value=0):
@@ -27,7 +26,7 @@ def truncate(path):
     Path(path).write_bytes(data[:len(data) // 2])
 
 
-def test_item08_latest_valid_checkpoint_without_last_checkpoint(tmp_path):
+def test_resume_finds_the_latest_readable_checkpoint_without_last_checkpoint(tmp_path):
     for i in (2, 10, 4):
         checkpoint(tmp_path / f'iter_{i}.pth', i)
     truncate(tmp_path / 'iter_10.pth')
@@ -41,7 +40,7 @@ def test_item08_latest_valid_checkpoint_without_last_checkpoint(tmp_path):
     assert find_resume_checkpoint(str(tmp_path / 'fresh')) is None
 
 
-def test_item08_resume_through_train_py_takes_the_latest(tmp_path):
+def test_resume_through_train_py_takes_the_latest_readable_checkpoint(tmp_path):
     """Train 2 iterations (checkpoints at 1 and 2), lose ``last_checkpoint``
     and cut ``iter_2.pth`` as a full disk does: ``--resume`` continues from
     iteration 1 instead of starting over."""
@@ -66,14 +65,14 @@ def test_item08_resume_through_train_py_takes_the_latest(tmp_path):
     ('{dir}/iter_3.pth', r'last_checkpoint names .*iter_3\.pth, which is truncated'),
     ('{dir}/iter_9.pth', r'last_checkpoint names .*iter_9\.pth, which does not exist'),
 ])
-def test_item12_bad_last_checkpoint_names_the_file(tmp_path, content, message):
+def test_bad_last_checkpoint_names_the_file(tmp_path, content, message):
     truncate(checkpoint(tmp_path / 'iter_3.pth'))
     (tmp_path / 'last_checkpoint').write_text(content.format(dir=tmp_path))
     with pytest.raises(ValueError, match=message):
         find_resume_checkpoint(str(tmp_path))
 
 
-def test_item09_second_training_in_a_work_dir_stops(tmp_path):
+def test_second_training_in_a_work_dir_stops(tmp_path):
     holder = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
     try:
         lock = tmp_path / '.train.lock'
@@ -95,7 +94,7 @@ def test_item09_second_training_in_a_work_dir_stops(tmp_path):
                 pass
 
 
-def test_item15_scontrol_gets_an_argument_list(tmp_path, monkeypatch):
+def test_scontrol_gets_the_node_list_as_one_argument(tmp_path, monkeypatch):
     marker = tmp_path / 'ran'
     fake = tmp_path / 'scontrol'
     fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > ' + str(tmp_path / 'args') +

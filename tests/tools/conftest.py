@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from dataset_writers import write_video_lists
 
 

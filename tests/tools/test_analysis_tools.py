@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from train_runs import run_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,4 +197,3 @@ def test_get_flops_paper_convention_leaves_out_attention_matmuls_and_norms(
     flops = float(re.search(r'G per sample \((\d+) multiply-adds', out).group(1))
     assert 'FLOPs (paper convention)' in out
     assert flops == dense_flops() - LAYERS * (2 * N * N * C + 2 * 5 * C * N) - 5 * C * N
-

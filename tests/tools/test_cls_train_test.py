@@ -76,8 +76,8 @@ def test_train_two_iters_and_test(family, vtab_root, tmp_path):
         assert 'efficiency/activation_rate' not in metrics
 
 
-def test_vtab_table_runs_a_task_and_prints_group_means(vtab_root, tmp_path, monkeypatch,
-                                                        capsys):
+def test_vtab_table_runs_a_task_and_prints_group_means(
+        vtab_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     table = load_tool('analysis_tools/vtab_table')
     config = osp.join(ROOT, FAMILIES['dyt_vtab'][0])
@@ -103,8 +103,8 @@ def test_vtab_table_runs_a_task_and_prints_group_means(vtab_root, tmp_path, monk
     assert again['dyt-r0.5-d8_vit-b16_vtab1k'][TASK] == row[TASK]
 
 
-def test_vtab_table_best_report_tests_the_best_validated_checkpoint(vtab_root, tmp_path,
-                                                                     monkeypatch, capsys):
+def test_vtab_table_best_report_tests_the_best_validated_checkpoint(
+        vtab_root, tmp_path, monkeypatch, capsys):
     """--report best (the reference code's reporting): validation after every
     epoch, save_best keeps the best checkpoint, the test runs on it."""
     monkeypatch.setenv('OMP_NUM_THREADS', '1')

@@ -9,6 +9,7 @@ import torch
 
 import train_runs
 
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))

@@ -8,10 +8,9 @@ import torch
 
 pytest.importorskip('mmpretrain')
 
-from train_runs import ROOT, load_tool  # noqa: E402
-
-from mmdyt.analysis.timing import DynamicInference, timed_form  # noqa: E402
 from mmdyt.analysis.flops import measure_flops  # noqa: E402
+from mmdyt.analysis.timing import DynamicInference, timed_form  # noqa: E402
+from train_runs import ROOT, load_tool  # noqa: E402
 
 CONFIGS = [str(ROOT / 'configs/cls' / path) for path in (
     'dyn_repadapter/dyn-repadapter_vit-b16_vtab1k.py', 'dyn_lora/dyn-lora_vit-b16_vtab1k.py')]

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from train_runs import run_script
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -129,6 +129,7 @@ def test_out_of_range_label_map_names_the_file(tmp_path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
+
     import mmdyt  # noqa: F401
     root = write_ade20k(tmp_path / 'bad', corrupt=True)
     cfg = Config.fromfile(tiny_config(tmp_path, root))

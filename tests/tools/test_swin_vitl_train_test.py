@@ -1,7 +1,8 @@
 """Two training iterations and a test run through tools/train.py and
-tools/test.py of the issue-17 config families (DyT / full Swin-B, DyT ViT-L,
-a Table 10 dataset config, UperNet + DyT-Swin-B), each in a tiny form written
-as a config inheriting the real one, on small data in real on-disk layouts."""
+tools/test.py of the Swin and ViT-L config families (DyT / full Swin-B, DyT
+ViT-L, a Table 10 dataset config, UperNet + DyT-Swin-B), each in a tiny form
+written as a config inheriting the real one, on small data in real on-disk
+layouts."""
 import glob
 import os.path as osp
 
@@ -11,8 +12,9 @@ pytest.importorskip('mmpretrain')
 pytest.importorskip('mmseg')
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-from dataset_writers import write_dtd, write_vtab_task  # noqa: E402
 from test_seg_train_test import write_ade20k  # noqa: E402
+
+from dataset_writers import write_dtd, write_vtab_task  # noqa: E402
 from train_runs import load_tool, tiny_vtab_options  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')

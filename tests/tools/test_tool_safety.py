@@ -1,6 +1,6 @@
-"""Issue 15, security and the launch scripts (items 14, 16, 18): no code
-runs from a checkpoint, no shell or ``eval`` in the package and tools, the
-distributed scripts need no ``torchrun`` on PATH."""
+"""Security and the launch scripts: no code runs from a checkpoint, no
+shell or ``eval`` in the package and tools, the distributed scripts need no
+``torchrun`` on PATH."""
 import os
 import pathlib
 import re
@@ -25,7 +25,7 @@ class RunsCode:
         return pathlib.Path.touch, (pathlib.Path(self.marker),)
 
 
-def test_item14_demo_does_not_run_a_pickled_checkpoint(tmp_path, monkeypatch):
+def test_demo_does_not_run_a_pickled_checkpoint(tmp_path, monkeypatch):
     pytest.importorskip('mlxtend')
     demo = train_runs.load_tool('demo')
     marker = tmp_path / 'code_ran'
@@ -70,7 +70,7 @@ def unsafe_uses(paths):
     return found
 
 
-def test_item16_no_unsafe_constructs_in_package_and_tools(tmp_path):
+def test_no_unsafe_constructs_in_package_and_tools(tmp_path):
     sources = sorted([*ROOT.glob('mmdyt/**/*.py'), *ROOT.glob('tools/**/*.py')])
     assert len(sources) > 50
     assert unsafe_uses(sources) == []
@@ -86,7 +86,7 @@ def test_item16_no_unsafe_constructs_in_package_and_tools(tmp_path):
 
 @pytest.mark.parametrize('script, args', [('dist_train.sh', ['cfg.py', '1', '--help']),
                                           ('dist_test.sh', ['cfg.py', 'x.pth', '1', '--help'])])
-def test_item18_dist_scripts_need_no_torchrun_on_path(tmp_path, script, args):
+def test_dist_scripts_need_no_torchrun_on_path(tmp_path, script, args):
     """PATH without the virtual environment (no torchrun, no python with
     torch): the launcher runs with the interpreter the scripts pick."""
     env = dict(os.environ, PATH='/usr/bin:/bin', PYTHON=sys.executable,

@@ -1,5 +1,5 @@
-"""Issue 15, item 17: benchmark.py (every mode) and visualize_tokens.py on
-seg and video configs (cls is in test_analysis_tools.py), like with like."""
+"""benchmark.py (every mode) and visualize_tokens.py on seg and video
+configs (cls is in test_analysis_tools.py), like with like."""
 import re
 import textwrap
 from pathlib import Path
@@ -70,10 +70,10 @@ def training_in_process(tool):
 @pytest.mark.parametrize('task, model, shape', [
     ('seg', 'DyTEncoderDecoder', r'\(3, 32, 32\)'),
     ('video', 'DyTRecognizer3D', r'\(1, 3, 2, 32, 32\)')])
-def test_item17_benchmark_compares_like_with_like(tmp_path, capsys, task, model, shape):
-    out = run_tool('benchmark', [write_config(tmp_path, task), '--batch-size', '2',
-                                    '--repeats', '2', '--warmup', '0', '--threads', '1',
-                                    '--force-rate', '0.5'], capsys)
+def test_benchmark_compares_like_with_like(tmp_path, capsys, task, model, shape):
+    out = run_tool('benchmark', [
+        write_config(tmp_path, task), '--batch-size', '2', '--repeats', '2', '--warmup', '0',
+        '--threads', '1', '--force-rate', '0.5'], capsys)
     assert f'baseline: the same {model} with a dense backbone' in out
     assert re.search(rf'input {shape}', out)
     assert re.search(r'batch 2: forced activation rates 0\.5', out)
@@ -81,27 +81,27 @@ def test_item17_benchmark_compares_like_with_like(tmp_path, capsys, task, model,
 
 
 @pytest.mark.parametrize('task', ['seg', 'video'])
-def test_item17_visualize_tokens(tmp_path, capsys, task):
+def test_visualize_tokens_writes_the_rate_figures(tmp_path, capsys, task):
     from skimage import data, io
     image = tmp_path / 'astronaut.png'
     io.imsave(image, data.astronaut())
     out_dir = tmp_path / 'vis'
-    out = run_tool('visualize_tokens', [write_config(tmp_path, task), image,
-                                           '--out-dir', out_dir], capsys)
+    out = run_tool('visualize_tokens', [write_config(tmp_path, task), image, '--out-dir', out_dir],
+                   capsys)
     assert 'astronaut: activation rate' in out
-    assert sorted(p.name for p in out_dir.iterdir()) == ['activation_rates.png',
-                                                          'astronaut_layers.png']
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        'activation_rates.png', 'astronaut_layers.png']
 
 
 BASELINES = dict(seg='DyTEncoderDecoder', video='DyTRecognizer3D')
 
 
 @pytest.mark.parametrize('task', ['seg', 'video'])
-def test_item17_benchmark_compare_against_the_dense_task_model(tmp_path, capsys, task):
+def test_benchmark_compare_against_the_dense_task_model(tmp_path, capsys, task):
     other = write_config(tmp_path, task, name=f'adapter4_{task}', adapter_dim=4)
-    out = run_tool('benchmark', [write_config(tmp_path, task), '--compare', other,
-                                    '--batch-size', '2', '--repeats', '1', '--warmup', '0',
-                                    '--threads', '1', '--force-rate', '0.5'], capsys)
+    out = run_tool('benchmark', [
+        write_config(tmp_path, task), '--compare', other, '--batch-size', '2', '--repeats', '1',
+        '--warmup', '0', '--threads', '1', '--force-rate', '0.5'], capsys)
     model = BASELINES[task]
     assert f'baseline: the same {model} with a dense backbone' in out
     rows = dict(re.findall(r'^\| (.+?) \| ([\d.]+) \| [\d.]+ \| [\d.]+ \(spread', out,
@@ -110,11 +110,11 @@ def test_item17_benchmark_compare_against_the_dense_task_model(tmp_path, capsys,
 
 
 @pytest.mark.parametrize('task', ['seg', 'video'])
-def test_item17_benchmark_training_against_full_tuning_of_the_task_model(
+def test_benchmark_training_against_full_tuning_of_the_task_model(
         tmp_path, capsys, task):
-    out = run_tool('benchmark', [write_config(tmp_path, task), '--train', '--batch-size', '2',
-                                    '--repeats', '1', '--threads', '1'], capsys,
-                   patch=training_in_process)
+    out = run_tool('benchmark', [
+        write_config(tmp_path, task), '--train', '--batch-size', '2', '--repeats', '1',
+        '--threads', '1'], capsys, patch=training_in_process)
     assert f'baseline: full tuning of the same {BASELINES[task]}' in out
     trainable = dict(re.findall(r'batch 2: (model|baseline) \((\d+) trainable', out))
     assert int(trainable['model']) < int(trainable['baseline'])
@@ -124,18 +124,18 @@ def test_item17_benchmark_training_against_full_tuning_of_the_task_model(
 
 @pytest.mark.parametrize('task, per_sample, frames', [
     ('seg', 'image', 1), ('video', 'frame, 2 frames per clip', 2)])
-def test_item17_benchmark_kernels_at_the_token_counts_of_the_task(
+def test_benchmark_kernels_at_the_token_counts_of_the_task(
         tmp_path, capsys, task, per_sample, frames):
-    out = run_tool('benchmark', [write_config(tmp_path, task), '--kernels', '--batch-size', '1',
-                                    '--repeats', '1', '--warmup', '0', '--threads', '1'],
-                   capsys)
+    out = run_tool('benchmark', [
+        write_config(tmp_path, task), '--kernels', '--batch-size', '1', '--repeats', '1',
+        '--warmup', '0', '--threads', '1'], capsys)
     tokens = 1 + (32 // 8)**2
     assert f'{tokens} tokens per {per_sample}, 9 at rate 0.5' in out
     rows = re.findall(r'^(qkv|proj|fc1\+gelu|fc2) +(\d+) ', out, re.MULTILINE)
     assert sorted({int(r[1]) for r in rows}) == [9 * frames, tokens * frames]
 
 
-def test_item17_benchmark_compare_refuses_mixed_tasks(tmp_path, capsys):
+def test_benchmark_compare_refuses_mixed_tasks(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"--compare: configs of different tasks \(\{'tiny_seg': "
                        r"'segmentation', 'tiny_video': 'video'\}\)"):
         run_tool('benchmark', [write_config(tmp_path, 'seg'), '--compare',
@@ -144,7 +144,7 @@ def test_item17_benchmark_compare_refuses_mixed_tasks(tmp_path, capsys):
 
 
 @pytest.mark.parametrize('mode', [[], ['--compare']])
-def test_item17_benchmark_early_exit_recognizer_asks_for_a_baseline(tmp_path, capsys, mode):
+def test_benchmark_early_exit_recognizer_asks_for_a_baseline(tmp_path, capsys, mode):
     config = tmp_path / 'early_exit_video.py'
     config.write_text(textwrap.dedent(f'''
         _base_ = ['{ROOT}/configs/video/dyn_adapter/dyn-adapter_vit-b16_u8_ssv2.py']

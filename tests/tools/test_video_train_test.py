@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from dataset_writers import VIDEO_CLIPS as CLIPS
 from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmdyt  # noqa: F401
+from dataset_writers import VIDEO_CLIPS as CLIPS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs/video/dyt/dyt-r0.5_vit-b16_8x16x1_k400.py'

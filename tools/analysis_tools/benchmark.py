@@ -62,13 +62,13 @@ import queue as queue_module
 import statistics
 import tempfile
 
-import mmdyt  # noqa: F401
 import torch
 from mmengine.config import DictAction
 
-from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,
-                            linear_kernel_times, load_config, measure_flops, summarize,
-                            time_interleaved, training_step_cost)
+import mmdyt  # noqa: F401
+from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate, linear_kernel_times,
+                            load_config, measure_flops, summarize, time_interleaved,
+                            training_step_cost)
 from mmdyt.analysis.baselines import dense_flops
 from mmdyt.analysis.builder import input_shape
 from mmdyt.analysis.timing import compare_speed

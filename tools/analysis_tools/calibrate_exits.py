@@ -17,10 +17,10 @@ test it with tools/test.py.
 import argparse
 import os.path as osp
 
-import mmdyt  # noqa: F401
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
+import mmdyt  # noqa: F401
 from mmdyt.analysis import build_model, load_config
 from mmdyt.engine.exit_calibration import (CALIBRATION_MODES, calibrate_model_exits,
                                            format_exit_table)

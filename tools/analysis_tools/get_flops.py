@@ -19,14 +19,14 @@ import argparse
 import copy
 import inspect
 
-import mmdyt  # noqa: F401
 import torch
 from mmengine.config import DictAction
 from mmengine.registry import DATASETS
 from mmengine.runner import Runner
 
-from mmdyt.analysis import (build_model, count_parameters, force_activation_rate,
-                            load_config, measure_flops)
+import mmdyt  # noqa: F401
+from mmdyt.analysis import (build_model, count_parameters, force_activation_rate, load_config,
+                            measure_flops)
 from mmdyt.models.flops import FLOPS_CONVENTIONS, flops_convention
 from mmdyt.models.task_model import find_dyt_backbone
 from mmdyt.models.token_reduction import token_counts

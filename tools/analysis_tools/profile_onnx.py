@@ -25,11 +25,11 @@ import os.path as osp
 import tempfile
 from collections import defaultdict
 
-import mmdyt  # noqa: F401
 import torch
 from benchmark import default_baseline
 from mmengine.config import DictAction
 
+import mmdyt  # noqa: F401
 from mmdyt.analysis import build_model, force_activation_rate, load_config
 from mmdyt.analysis.builder import input_shape
 from mmdyt.deploy.onnx import OnnxRuntimeModel, with_gate_biases

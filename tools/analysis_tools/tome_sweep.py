@@ -19,11 +19,11 @@ Example (the demo's Fashion-MNIST ViT, ``python tools/demo.py`` first)::
 import argparse
 import copy
 
-import mmdyt  # noqa: F401
 import torch
 from mmengine.config import DictAction
 from mmengine.runner import CheckpointLoader, Runner
 
+import mmdyt  # noqa: F401
 from mmdyt.analysis import build_model, load_config
 from mmdyt.analysis.timing import compare_speed
 from mmdyt.models.backbones.checkpoint import load_vit_checkpoint

@@ -24,12 +24,12 @@ import os
 import os.path as osp
 
 import matplotlib
-import mmdyt  # noqa: F401
 import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import DictAction
 
+import mmdyt  # noqa: F401
 from mmdyt.analysis import build_model, load_config
 from mmdyt.models.record import ForwardRecord
 from mmdyt.models.task_model import find_dyt_backbone

@@ -23,14 +23,13 @@ Example::
 import argparse
 import sys
 
-import mmdyt  # noqa: F401
 import torch
 from mmengine.config import DictAction
 
+import mmdyt  # noqa: F401
 from mmdyt.analysis import build_model, load_config
 from mmdyt.analysis.builder import input_shape
-from mmdyt.deploy.onnx import (DEFAULT_OPSET, ExportCheckError, check_onnx,
-                               export_onnx)
+from mmdyt.deploy.onnx import DEFAULT_OPSET, ExportCheckError, check_onnx, export_onnx
 from mmdyt.models.task_model import find_dyt_backbone
 
 

@@ -3,5 +3,6 @@ _base_ = [
     './_base_/dyn-adapter_vit-b16.py', '../dyn_adapter/_base_/fewshot_imagenet.py',
     '../_base_/schedules/vtab1k_adamw_100e_warmup10.py'
 ]
-model = dict(num_classes=1000, loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1,
-                                       mode='original'))
+model = dict(
+    num_classes=1000,
+    loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'))

@@ -12,6 +12,6 @@ if importlib.util.find_spec('mmseg') is not None:
     __all__.append('CheckLabelRange')
 
 if importlib.util.find_spec('mmaction') is not None:
-    from .video_io import CheckedDecordDecode, CheckedDecordInit  # noqa: F401
     from .video_augment import ClipRandAugment  # noqa: F401
+    from .video_io import CheckedDecordDecode, CheckedDecordInit  # noqa: F401
     __all__ += ['CheckedDecordDecode', 'CheckedDecordInit', 'ClipRandAugment']

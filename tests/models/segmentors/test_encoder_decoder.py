@@ -7,6 +7,7 @@ from mmseg.structures import SegDataSample
 
 from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.record import ForwardRecord
+from .tiny import FULL_CONFIG, build_tiny
 from peft_checks import assert_tuned_only_round_trip
 
 
@@ -14,8 +15,6 @@ def run(backbone, inputs):
     record = ForwardRecord()
     backbone(inputs, record=record)
     return record
-
-from .tiny import FULL_CONFIG, build_tiny
 
 
 def make_batch(batch_size=2, height=64, width=96, num_classes=150):

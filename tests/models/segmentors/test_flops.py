@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from mmdyt.analysis import forced_activation_rate, measure_flops
-
 from .tiny import FULL_CONFIG, build_tiny
 
 PAPER_DENSE_GFLOPS = 605.36

@@ -11,7 +11,6 @@ from mmengine.registry import init_default_scope
 from mmdyt.analysis import forced_activation_rate
 from mmdyt.models.backbones import DyTSwinTransformer
 from mmdyt.models.record import ForwardRecord
-
 from .test_encoder_decoder import make_batch
 
 CONFIG = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', 'seg', 'dyt',

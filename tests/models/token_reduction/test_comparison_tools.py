@@ -7,9 +7,8 @@ import torch
 
 pytest.importorskip('mmpretrain')
 
-from train_runs import ROOT, load_tool  # noqa: E402
-
 from mmdyt.analysis.timing import compare_speed  # noqa: E402
+from train_runs import ROOT, load_tool  # noqa: E402
 
 CONFIGS = [str(ROOT / 'configs' / 'cls' / path) for path in (
     'tome/tome-r8_vit-b16_vtab1k.py', 'dyt/dyt-r0.5-tome-r8-d8_vit-b16_vtab1k.py')]

@@ -8,8 +8,7 @@ import torch
 
 from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.record import ForwardRecord
-from mmdyt.models.token_reduction import (bipartite_soft_matching, keep_and_fuse,
-                                          merge_tokens)
+from mmdyt.models.token_reduction import bipartite_soft_matching, keep_and_fuse, merge_tokens
 
 C, H, F = 48, 3, 96
 ARCH = dict(embed_dims=C, num_layers=3, num_heads=H, feedforward_channels=F)

@@ -10,11 +10,10 @@ import torch
 
 pytest.importorskip('mmpretrain')
 
-from dataset_writers import write_idx  # noqa: E402
-from train_runs import load_tool  # noqa: E402
-
 from mmdyt.analysis import build_model, load_config  # noqa: E402
 from mmdyt.datasets.idx import IDX_SPLIT_FILES  # noqa: E402
+from dataset_writers import write_idx  # noqa: E402
+from train_runs import load_tool  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'pretrain_vit-6x96-p4_fashion-mnist-seen5.py')
