@@ -1,6 +1,7 @@
 """mmdyt.engine.work_dir and the slurm host look-up: the checkpoint
-``--resume`` continues from (the latest readable one, a bad one named), one
-training per work dir, and the slurm launcher's host look-up."""
+``--resume`` continues from (the latest readable one; a missing, truncated
+or badly named one named in the error), one training per work dir, and the
+slurm launcher's host look-up."""
 import json
 import os
 import socket
@@ -58,6 +59,21 @@ def test_resume_through_train_py_takes_the_latest_readable_checkpoint(tmp_path):
     logs = '\n'.join(p.read_text() for p in work.glob('*/*.log'))
     assert f'skipping checkpoint {work}/iter_2.pth: it is truncated' in logs
     assert 'resumed epoch: 0, iter: 1' in logs
+
+
+def test_resume_from_a_truncated_checkpoint_names_it(tmp_path):
+    task = train_runs.write_task(tmp_path / 'data', num_train=8)
+    path = checkpoint(tmp_path / 'truncated.pth')
+    truncate(path)
+    with pytest.raises(ValueError, match=rf'cannot read checkpoint {path}: the file is truncated'):
+        train_runs.train_on_task(tmp_path, task, extra_args=['--resume', path])
+
+
+def test_resume_from_a_missing_checkpoint_names_it(tmp_path):
+    task = train_runs.write_task(tmp_path / 'data', num_train=8)
+    path = tmp_path / 'iter_9.pth'
+    with pytest.raises(FileNotFoundError, match=rf'checkpoint {path} does not exist'):
+        train_runs.train_on_task(tmp_path, task, extra_args=['--resume', path])
 
 
 @pytest.mark.parametrize('content, message', [
