@@ -3,7 +3,6 @@
 import copy
 from collections import OrderedDict
 
-import torch
 import torch.nn as nn
 
 from .build import BaseModel, UnsupportedModelError, activation_name, drop_path_rate, layer_norm_eps
@@ -216,15 +215,6 @@ def read_timm_vit(model):
         final_norm=final_norm, drop_path_rate=rate)
     state = {key: value for key, value in model.state_dict().items()
              if key.split('.')[0] not in ('head', 'fc_norm')}
-    grid = tuple(s // patch_size for s in img_size)
-    if model.no_embed_class and model.has_class_token and grid[0] != grid[1]:
-        # load_vit_checkpoint tells timm's no_embed_class layout by a square
-        # patch count; on another grid give the class token its zero row here
-        rows = state['pos_embed'].shape[1] + 1
-        if int(round(rows**0.5))**2 == rows:
-            raise UnsupportedModelError(source, [f'no_embed_class on a {grid} patch grid (a '
-                                                 'class token plus the patches look square)'])
-        state['pos_embed'] = torch.cat([state['pos_embed'][:, :1] * 0, state['pos_embed']], 1)
     head = copy.deepcopy(nn.Sequential(OrderedDict(
         fc_norm=model.fc_norm, head_drop=model.head_drop, fc=model.head)))
     return BaseModel(source, settings, state, head, model, model, (in_channels, *img_size))
