@@ -1,0 +1,6 @@
+# LoRA rank 8 on qkv, DINOv2-B/14, VTAB-1K (task cifar, the 19 tasks via tools/analysis_tools/vtab_table.py)
+_base_ = [
+    '../_base_/models/dinov2-b14_lora.py', '../_base_/datasets/vtab1k_bs64.py',
+    '../_base_/schedules/vtab1k_adamw_100e.py', '../_base_/default_runtime.py'
+]
+model = dict(head=dict(num_classes=100))

@@ -1,0 +1,209 @@
+"""Two training iterations and a test run of the foundation-model configs
+through tools/train.py and tools/test.py, on data written in the datasets'
+real formats: DyT on DINOv2-B/14 (VTAB-1K) and SigLIP-B/16 (VTAB-1K), the
+DINOv2-B/14 DyT UperNet (ADE20K) and DyT on CLIP ViT-B/16 (K400). Each real
+config is inherited with a 48-wide ViT that keeps the family's settings
+(patch, LayerScale, pre-norm and QuickGELU, no class token with attention
+pooling, normalisation) and no checkpoint. The SigLIP config also trains
+through mmpretrain's own tools/train.py."""
+import glob
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip('mmpretrain')
+pytest.importorskip('mmseg')
+pytest.importorskip('mmaction')
+
+from dataset_writers import write_vtab_task  # noqa: E402
+from train_runs import load_tool, run  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_ARCH = 'dict(_delete_=True, embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)'
+TASK = 'eurosat'
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+VTAB_CONFIG = '''
+_base_ = [{base!r}]
+model = dict(
+    backbone=dict(arch={arch}, img_size={size}, pretrained=None),
+    head=dict(in_channels=48, num_classes=10))
+pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=({size}, {size}), interpolation='bicubic'),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root={root!r}, task={task!r}, pipeline=pipeline))
+val_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root={root!r}, task={task!r}, pipeline=pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=1, val_interval=10)
+default_hooks = dict(logger=dict(interval=1))
+randomness = dict(seed=0)
+'''
+
+# 64 x 64 crops padded by the backbone to 70 = 5 x 14: img_size 70 is the
+# grid of a crop, as 518 is for the real config's 512 crops.
+SEG_CONFIG = '''
+_base_ = [{base!r}]
+data_root = {root!r}
+crop_size = (64, 64)
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(arch={arch}, img_size=70, out_indices=(0, 1, 2, 3), adapter_dim=16,
+                  pretrained=None),
+    neck=dict(embed_dim=48, norm_cfg=norm_cfg),
+    decode_head=dict(in_channels=[48] * 4, channels=16, norm_cfg=norm_cfg),
+    auxiliary_head=dict(in_channels=48, channels=8, norm_cfg=norm_cfg),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(43, 43)))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckLabelRange', num_classes=150),
+    dict(type='RandomResize', scale=(256, 64), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(256, 64), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckLabelRange', num_classes=150),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters=2, val_interval=2)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
+env_cfg = dict(cudnn_benchmark=False)
+randomness = dict(seed=0)
+'''
+
+#: K400 transforms -> the 224-scale setting shrunk to 32 x 32 frames, 4 frames
+VIDEO_SIZES = {
+    'SampleFrames': dict(clip_len=4, frame_interval=4),
+    'RandomRescale': dict(scale_range=(32, 40)),
+    'RandomCrop': dict(size=32),
+    'Resize': dict(scale=(-1, 32)),
+    'CenterCrop': dict(crop_size=32),
+}
+
+
+def work_log(work_dir):
+    return Path(glob.glob(str(Path(work_dir) / '*' / '*.log'))[0]).read_text()
+
+
+def train_then_test(config, work_dir, checkpoint):
+    """``tools/train.py`` then ``tools/test.py`` of ``checkpoint`` in this
+    process; the training log and the test metrics. Each run has its own
+    experiment name: runs started in the same second would otherwise share
+    mmengine's logger (and log file)."""
+    name = Path(config).stem
+    load_tool('train').main([str(config), '--work-dir', str(work_dir), '--cfg-options',
+                             f'experiment_name={name}_train'])
+    log = work_log(work_dir)
+    assert (Path(work_dir) / checkpoint).is_file()
+    metrics = load_tool('test').main([str(config), str(Path(work_dir) / checkpoint),
+                                      '--work-dir', str(work_dir), '--cfg-options',
+                                      f'experiment_name={name}_test'])
+    return log, metrics
+
+
+@pytest.fixture(scope='module')
+def vtab_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('vtab-1k'))
+    write_vtab_task(root, TASK, {'train800val200': [0, 3, 7, 9], 'test': [1, 3, 5, 9]})
+    return root
+
+
+@pytest.mark.parametrize('config, size', [
+    ('configs/cls/dyt/dyt-r0.5-d8_dinov2-b14_vtab1k.py', 56),  # 4 x 4 patches of 14
+    ('configs/cls/dyt/dyt-r0.5-d8_siglip-b16_vtab1k.py', 64),  # 4 x 4 patches of 16
+])
+def test_vtab_dyt_train_two_iters_and_test(config, size, vtab_root, tmp_path):
+    path = tmp_path / f'tiny_{Path(config).stem}.py'
+    path.write_text(VTAB_CONFIG.format(base=str(ROOT / config), arch=TINY_ARCH, size=size,
+                                       root=vtab_root, task=TASK))
+    log, metrics = train_then_test(path, tmp_path / 'work', 'epoch_1.pth')
+    assert 'Epoch(train) [1][2/2]' in log
+    assert 'loss_rate:' in log and 'rate_layer1:' in log and 'gflops:' in log
+    assert 0.0 <= metrics['accuracy/top1'] <= 100.0
+    assert metrics['efficiency/gflops'] > 0
+    assert 0.0 <= metrics['efficiency/activation_rate'] <= 1.0
+
+
+def test_dinov2_upernet_dyt_train_two_iters_and_test_miou(tmp_path):
+    from test_seg_train_test import write_ade20k
+    path = tmp_path / 'tiny_upernet.py'
+    path.write_text(SEG_CONFIG.format(
+        base=str(ROOT / 'configs/seg/dyt/dyt-r0.5_dinov2-b14_upernet_ade20k-512x512.py'),
+        arch=TINY_ARCH.replace('num_layers=2', 'num_layers=4'),
+        root=str(write_ade20k(tmp_path / 'ade'))))
+    log, metrics = train_then_test(path, tmp_path / 'work', 'iter_2.pth')
+    assert re.search(r'Iter\(train\) \[2/2\].*decode\.loss_ce: [\d.]+.*loss_rate: [\d.]+', log)
+    assert 0.0 <= metrics['mIoU'] <= 100.0
+    assert 0.0 < metrics['efficiency/activation_rate'] <= 1.0
+    assert metrics['efficiency/gflops'] > 0
+
+
+def video_config(tmp_path, data_dir):
+    """The CLIP K400 DyT config with a tiny ViT, 4 frames of 32 x 32 and the
+    lists of ``data_dir``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(ROOT / 'configs/video/dyt/dyt-r0.5_clip-b16_8x16x1_k400.py'))
+    cfg.model.backbone.update(arch=dict(embed_dims=48, num_layers=2, num_heads=3,
+                                        feedforward_channels=96),
+                              img_size=32, pretrained=None)
+    cfg.model.cls_head.update(in_channels=48, num_heads=3, num_classes=5)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].update(batch_size=2, num_workers=0, persistent_workers=False)
+        ann = 'train.txt' if loader == 'train_dataloader' else 'val.txt'
+        cfg[loader].dataset.update(ann_file=str(data_dir / ann),
+                                   data_prefix=dict(video=str(data_dir / 'videos')))
+        for step in cfg[loader].dataset.pipeline:
+            step.update(VIDEO_SIZES.get(step['type'], {}))
+    cfg.train_cfg.max_epochs = 1  # 4 videos, batch 2: 2 iterations
+    cfg.default_hooks.logger.interval = 1
+    path = tmp_path / 'tiny_clip_k400.py'
+    cfg.dump(str(path))
+    return path
+
+
+def test_clip_k400_dyt_train_two_iters_and_test(k400_dir, tmp_path):
+    path = video_config(tmp_path, k400_dir)
+    log, metrics = train_then_test(path, tmp_path / 'work', 'epoch_1.pth')
+    assert 'Epoch(train) [1][2/2]' in log and 'loss_rate' in log
+    assert 0.0 <= metrics['acc/top1'] <= 1.0
+    assert metrics['acc/top5'] == 1.0  # 5 classes
+    assert metrics['efficiency/gflops'] > 0
+    assert 0.0 <= metrics['efficiency/activation_rate'] <= 1.0
+
+
+def test_siglip_dyt_trains_through_mmpretrain_tools(vtab_root, tmp_path):
+    """mmpretrain's own tools/train.py (shipped in its package) runs the
+    config: ``custom_imports`` brings mmdyt in."""
+    import mmpretrain
+    script = Path(mmpretrain.__file__).parent / '.mim' / 'tools' / 'train.py'
+    if not script.is_file():
+        pytest.skip(f'{script} is not installed')
+    path = tmp_path / 'tiny.py'
+    path.write_text(VTAB_CONFIG.format(
+        base=str(ROOT / 'configs/cls/dyt/dyt-r0.5-d8_siglip-b16_vtab1k.py'), arch=TINY_ARCH,
+        size=32, root=vtab_root, task=TASK))
+    _, out = run([sys.executable, script, path, '--work-dir', tmp_path / 'work'], cwd=tmp_path)
+    assert 'Epoch(train) [1][2/2]' in out and 'loss_rate:' in out
+    assert (tmp_path / 'work' / 'epoch_1.pth').is_file()
