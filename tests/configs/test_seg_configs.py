@@ -64,7 +64,9 @@ def test_config_follows_table9(path):
     assert [e['type'] for e in cfg.test_evaluator] == ['IoUMetric', 'EfficiencyMetric']
     backbone = model.backbone
     head, aux = model.decode_head, model.auxiliary_head
-    assert (backbone.arch, backbone.img_size, backbone.out_type) == ('b', 512, 'featmap')
+    dinov2 = '_dinov2-b14_' in name  # 518 px: the release's 37 x 37 grid, a 512 crop padded
+    assert (backbone.arch, backbone.img_size, backbone.out_type) == (
+        'b', 518 if dinov2 else 512, 'featmap')
     if backbone.type == 'DyTSwinTransformer':  # mmseg's Swin-UperNet recipe
         assert tuple(backbone.out_indices) == (0, 1, 2, 3) and backbone.pad_small_map
         assert backbone.pretrained == 'data/pretrained/swin-b_in22k-224.pth'
@@ -73,7 +75,8 @@ def test_config_follows_table9(path):
         assert aux.in_channels == 512 and aux.in_index == 2
     else:
         assert tuple(backbone.out_indices) == (3, 5, 7, 11) and backbone.final_norm is False
-        assert backbone.pretrained == 'data/pretrained/vit-b16_in21k.npz'
+        assert backbone.pretrained == ('hf-hub:timm/vit_base_patch14_dinov2.lvd142m' if dinov2
+                                       else 'data/pretrained/vit-b16_in21k.npz')
         assert model.neck.type == 'Feature2Pyramid' and model.neck.rescales == [4, 2, 1, 0.5]
         assert (head.type, head.pool_scales, head.channels) == ('UPerHead', (1, 2, 3, 6), 768)
         assert model.neck.norm_cfg.type == 'SyncBN'

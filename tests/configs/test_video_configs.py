@@ -53,7 +53,8 @@ def test_config_follows_table8(path):
     train, test = cfg.train_dataloader.dataset.pipeline, cfg.test_dataloader.dataset.pipeline
     assert train[0]['type'] == test[0]['type'] == 'CheckedDecordInit'
     backbone = cfg.model.backbone
-    assert backbone.pretrained == 'data/pretrained/vit-b16_in21k.npz'
+    assert backbone.pretrained == ('hf-hub:timm/vit_base_patch16_clip_224.openai'
+                                   if '_clip-b16_' in path else 'data/pretrained/vit-b16_in21k.npz')
     if path.endswith('_k400.py'):
         assert cfg.train_cfg.max_epochs == 12
         assert num_classes(cfg.model) == 400

@@ -354,9 +354,11 @@ def _with_prefix(checkpoint, prefix, source):
 
 #: First name components of ViT weights (mmdyt / timm and mmpretrain names):
 #: a checkpoint key starting with one that the backbone lacks is a ViT weight
-#: that would be lost.
+#: that would be lost. Output modules (a classifier ``head``, CLIP's ``proj``
+#: without ``proj_dims``, SigLIP's ``attn_pool`` under another ``out_type``)
+#: are the user's choice to leave out and are only logged.
 VIT_KEY_ROOTS = ('patch_embed', 'cls_token', 'pos_embed', 'blocks', 'norm', 'prompts',
-                 'layers', 'ln1', 'ln2', 'pre_norm', 'reg_token', 'norm_pre', 'proj')
+                 'layers', 'ln1', 'ln2', 'pre_norm', 'reg_token', 'norm_pre')
 
 
 def load_vit_checkpoint(model, checkpoint, prefix=None):

@@ -528,7 +528,7 @@ class DyTVisionTransformer(DyTBackbone):
             record.num_fixed_tokens = self.num_fixed_tokens
             record.grid = grid
             record.dispatcher_names = self.dispatcher_names()
-        return self.norm_pre(x)
+        return self.norm_pre(x).contiguous()
 
     def run_blocks(self, x, record=None, start=0, stop=None, rows=None):
         """Blocks ``start`` to ``stop - 1`` (VPT prompts put in first), and

@@ -9,10 +9,11 @@ import torch
 from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint
 from mmdyt.models.layers import all_tokens_active
 from mmdyt.models.record import ForwardRecord
+from tiny_dyt import skipping_and_masked, tiny_arch
 
 timm = pytest.importorskip('timm')
 
-ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=192)
+ARCH = tiny_arch(num_layers=2, feedforward_channels=192)
 #: timm model -> mmdyt backbone settings of the family.
 FAMILIES = {
     'vit_base_patch16_clip_quickgelu_224': dict(pre_norm=True, norm_eps=1e-5,
@@ -116,11 +117,7 @@ def test_skipping_equals_masked(name, dispatch):
                 param.normal_(std=0.3)
     x = torch.randn(5, 3, 64, 64)
     x[-1, :, :16, :16] = float('nan')
-    with torch.no_grad():
-        record = ForwardRecord()
-        skipped = model(x, record=record)[0]
-        model.skip_inactive = False
-        masked = model(x)[0]
+    skipped, masked, record = skipping_and_masked(model, x)
     torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5, equal_nan=True)
     assert skipped[:-1].isfinite().all()
     rates = torch.stack([m[0, model.num_fixed_tokens:].float().mean() for m in record.masks()])
@@ -188,3 +185,17 @@ def test_the_dense_baseline_is_the_same_family(name):
     with torch.no_grad():
         plain(x, record=record)
     assert dense_flops(model, x).item() > plain.flops(record).item()
+
+
+def test_a_clip_release_loads_without_its_projection_and_moe_runs_without_a_class_token():
+    """Video and classification fine-tuning read the 768-wide tokens: the
+    release's projection is left out (logged like a head). MoE adapters run
+    on the skipping path of a model without a class token."""
+    name = 'vit_base_patch16_clip_quickgelu_224'
+    reference = timm_model(name)
+    model = dyt_model(name, proj_dims=None)
+    load_vit_checkpoint(model, openai_layout(reference.state_dict()))
+    assert not hasattr(model, 'proj')
+    siglip = dyt_model('vit_base_patch16_siglip_224', num_experts=4)
+    with torch.no_grad():
+        assert siglip(torch.randn(2, 3, 64, 64))[0].shape == (2, 48)
