@@ -46,7 +46,7 @@ class DyTModel(nn.Module):
 
     Built by :func:`~mmdyt.api.get_dyt_model`. The backbone's pretrained
     weights are frozen; its adapters, dispatchers and PETL modules and the
-    head are trainable. In ``eval()`` the deactivated tokens really skip
+    head are trainable. In evaluation mode the deactivated tokens really skip
     their blocks (the backbone's ``skip_inactive``).
 
     Args:
