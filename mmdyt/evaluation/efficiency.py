@@ -11,9 +11,9 @@ class EfficiencyMetric(BaseMetric):
     that capacity mode left out (summed over the dispatchers).
 
     Reads ``dyt_flops``, ``dyt_rates`` and ``dyt_overflow`` from each
-    prediction's metainfo
-    (set by the task glue through :func:`mmdyt.models.task_utils.
-    attach_efficiency`). Use it beside the task metric, e.g.
+    prediction's metainfo (set by the task glue through
+    :func:`mmdyt.models.task_mixin.attach_efficiency`). Use it beside the
+    task metric, e.g.
     ``val_evaluator = [dict(type='Accuracy', topk=1), dict(type='EfficiencyMetric')]``.
 
     Args:

@@ -21,7 +21,7 @@ state dict (every key present) loads as usual, without reading the base.
 
 The functions are toolbox-neutral: the classifier, segmentor and recognizer
 glue call :func:`install_peft_state` in their ``__init__`` (through
-:class:`mmdyt.models.task_utils.DyTTaskMixin`). Keys of checkpoints written
+:class:`mmdyt.models.task_mixin.DyTTaskMixin`). Keys of checkpoints written
 by earlier releases are renamed first (``upgrade_legacy_keys``).
 """
 import hashlib
