@@ -131,16 +131,8 @@ def _distinct_gate_biases(model, backbone):
     e.g. zero-initialised gates); :func:`export_onnx` writes the real values
     back."""
     biases = list(gate_bias_names(model, backbone))
-    original = [bias.detach().clone() for bias in biases]
-    with torch.no_grad():
-        for i, bias in enumerate(biases):
-            bias.add_((i + 1) * 2.0**-8)
-    try:
+    with _offset_gate_biases(biases, [(i + 1) * 2.0**-8 for i in range(len(biases))]):
         yield
-    finally:
-        with torch.no_grad():
-            for bias, value in zip(biases, original):
-                bias.copy_(value)
 
 
 def export_onnx(model, path, example, dynamic_batch=True, opset=DEFAULT_OPSET,
@@ -291,12 +283,15 @@ def _fed_gate_biases(onnx_model, names):
 
 
 @contextlib.contextmanager
-def _offset_gate_biases(biases, offset):
-    """Within the block, every one of ``biases`` is moved by ``offset``
-    (their values restored bit for bit on the way out)."""
+def _offset_gate_biases(biases, offsets):
+    """Within the block, every one of ``biases`` is moved by its offset in
+    ``offsets`` (a list), or all by ``offsets`` (a number); their values are
+    restored bit for bit on the way out."""
+    if not isinstance(offsets, (list, tuple)):
+        offsets = [offsets] * len(biases)
     original = [bias.detach().clone() for bias in biases]
     with torch.no_grad():
-        for bias, value in zip(biases, original):
+        for bias, value, offset in zip(biases, original, offsets):
             bias.copy_(value + offset)
     try:
         yield
