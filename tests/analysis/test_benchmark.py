@@ -5,14 +5,12 @@ import torch
 
 from mmdyt.analysis import (dense_baseline, force_activation_rate, forced_activation_rate,
                             linear_kernel_times, summarize, time_interleaved, training_step_cost)
-from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.record import ForwardRecord
-
-ARCH = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+from tiny_dyt import tiny_vit
 
 
 def tiny(**kwargs):
-    return DyTVisionTransformer(arch=ARCH, img_size=32, patch_size=8, **kwargs).eval()
+    return tiny_vit(3, **kwargs).eval()
 
 
 @pytest.mark.parametrize('rate', [0.0, 0.25, 0.5, 1.0])

@@ -5,16 +5,15 @@ import torch
 import torch.nn as nn
 
 from mmdyt.analysis import count_parameters, force_activation_rate, measure_flops
-from mmdyt.models.backbones import DyTVisionTransformer
+import tiny_dyt
 
-C, LAYERS, HEADS, HIDDEN, PATCH, SIZE = 48, 2, 3, 96, 8, 32
-N = 1 + (SIZE // PATCH)**2
+ARCH = tiny_dyt.tiny_arch(num_layers=2)
+C, LAYERS, HIDDEN = ARCH['embed_dims'], ARCH['num_layers'], ARCH['feedforward_channels']
+PATCH, SIZE, N = tiny_dyt.PATCH_SIZE, tiny_dyt.IMG_SIZE, tiny_dyt.NUM_TOKENS
 
 
 def tiny(**kwargs):
-    return DyTVisionTransformer(
-        arch=dict(embed_dims=C, num_layers=LAYERS, num_heads=HEADS,
-                  feedforward_channels=HIDDEN), img_size=SIZE, patch_size=PATCH, **kwargs)
+    return tiny_dyt.tiny_vit(LAYERS, **kwargs)
 
 
 def dense_block(n, mlp_tokens=None):

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 import mmdyt.deploy.cpu as cpu
 from mmdyt.deploy import OneDNNLinear, fuse_for_cpu, probe_onednn
-from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.petl import LoRALinear, RepAdapterLinear, SequentialAdapterLinear
+import tiny_dyt
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIMITIVE_ERROR = ('could not create a primitive descriptor for the inner product forward '
@@ -38,14 +38,15 @@ class Mlp(nn.Module):
 
 
 def tiny_vit():
+    """A 2-block ViT (C=64, 2 heads, MLP 128) with adapters of width 8, in
+    eval mode."""
     torch.manual_seed(0)
-    return DyTVisionTransformer(
-        arch=dict(embed_dims=64, num_layers=2, num_heads=2, feedforward_channels=128),
-        img_size=32, patch_size=8, adapter_dim=8).eval()
+    arch = tiny_dyt.tiny_arch(2, embed_dims=64, num_heads=2, feedforward_channels=128)
+    return tiny_dyt.tiny_vit(arch=arch, adapter_dim=8).eval()
 
 
 def images():
-    return torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    return tiny_dyt.images(seed=1)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mmdyt.deploy.onnx import SKIPPING_OPS, ExportCheckError, check_onnx, export_onnx
-from tiny_dyt import ARCH, SHAPE, images, tiny_dyt
+from tiny_dyt import SHAPE, images, tiny_arch_text, tiny_dyt
 from train_runs import run_script
 
 onnx = pytest.importorskip('onnx')
@@ -94,7 +94,7 @@ def write_config(tmp_path):
     path.write_text(textwrap.dedent(f'''
         _base_ = ['{ROOT / 'configs/cls/dyt/dyt-r0.5_vit-b16_cifar100.py'}']
         model = dict(
-            backbone=dict(arch=dict(_delete_=True, **{ARCH}), img_size=32, patch_size=8,
+            backbone=dict(arch={tiny_arch_text()}, img_size=32, patch_size=8,
                           pretrained=None, adapter_dim=8),
             head=dict(in_channels=48, num_classes=3))
         '''))
@@ -158,10 +158,8 @@ def test_tool_exports_a_segmentor(tmp_path, capsys):
         norm_cfg = dict(type='BN', requires_grad=True)
         model = dict(
             data_preprocessor=dict(size=(64, 64)),
-            backbone=dict(arch=dict(_delete_=True, embed_dims=48, num_layers=4, num_heads=3,
-                                    feedforward_channels=96),
-                          img_size=64, out_indices=(0, 1, 2, 3), adapter_dim=8,
-                          pretrained=None),
+            backbone=dict(arch={tiny_arch_text(4)}, img_size=64, out_indices=(0, 1, 2, 3),
+                          adapter_dim=8, pretrained=None),
             neck=dict(embed_dim=48, norm_cfg=norm_cfg),
             decode_head=dict(in_channels=[48] * 4, channels=8, norm_cfg=norm_cfg),
             auxiliary_head=dict(in_channels=48, channels=8, norm_cfg=norm_cfg))
@@ -181,9 +179,8 @@ def test_tool_exports_a_recognizer(tmp_path, capsys):
     config.write_text(textwrap.dedent(f'''
         _base_ = ['{ROOT / 'configs/video/dyt/dyt-r0.5_vit-b16_u8_ssv2.py'}']
         model = dict(
-            backbone=dict(arch=dict(_delete_=True, embed_dims=48, num_layers=2, num_heads=3,
-                                    feedforward_channels=96),
-                          img_size=32, patch_size=8, adapter_dim=8, pretrained=None),
+            backbone=dict(arch={tiny_arch_text(2)}, img_size=32, patch_size=8, adapter_dim=8,
+                          pretrained=None),
             cls_head=dict(in_channels=48, num_heads=3))
         test_pipeline = [dict(type='UniformSample', clip_len=3, num_clips=1, test_mode=True)]
         '''))

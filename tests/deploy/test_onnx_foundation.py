@@ -7,11 +7,12 @@ import torch
 
 from mmdyt.deploy.onnx import check_onnx, export_onnx
 from mmdyt.models.backbones import DyTVisionTransformer
+from tiny_dyt import tiny_arch
 
 pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
 
-ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
+ARCH = tiny_arch(num_layers=2)
 FAMILIES = {
     'dinov2_reg4': dict(patch_size=14, img_size=56, num_registers=4,
                         layer_scale_init_value=1e-5),

@@ -11,7 +11,7 @@ import torch
 
 from mmdyt.deploy.compile import CompiledModel, graph_breaks
 from mmdyt.deploy.runtime import InferenceRuntime
-from tiny_dyt import ARCH, images, tiny_dyt
+from tiny_dyt import images, tiny_arch_text, tiny_dyt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +61,7 @@ def test_benchmark_onnxruntime_cli(tmp_path, capsys):
     config = tmp_path / 'tiny.py'
     config.write_text(f'''
 _base_ = ['{ROOT / 'configs/cls/dyt/dyt-r0.5_vit-b16_cifar100.py'}']
-model = dict(backbone=dict(arch=dict(_delete_=True, **{ARCH}), img_size=32, patch_size=8,
+model = dict(backbone=dict(arch={tiny_arch_text()}, img_size=32, patch_size=8,
                            pretrained=None), head=dict(in_channels=48, num_classes=3))
 ''')
     old = sys.argv

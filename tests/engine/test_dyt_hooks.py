@@ -8,16 +8,14 @@ from mmengine.logging import MessageHub
 from mmengine.registry import HOOKS
 
 from mmdyt.engine.hooks import ActivationLoggerHook, TemperatureScheduleHook, scheduled_tau
-from mmdyt.models.backbones import DyTVisionTransformer
-
-TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+from tiny_dyt import tiny_classifier, tiny_vit
 
 
 def tiny_model(**kwargs):
     """A backbone inside a wrapper, as the hooks find it in a classifier."""
     kwargs.setdefault('adapter_dim', 8)
     model = torch.nn.Module()
-    model.backbone = DyTVisionTransformer(arch=TINY, img_size=32, patch_size=8, **kwargs)
+    model.backbone = tiny_vit(3, **kwargs)
     return model
 
 
@@ -69,18 +67,6 @@ def test_hook_errors():
         TemperatureScheduleHook().before_train(fake_runner(tiny_model(dispatch=None)))
 
 
-def classifier(**backbone):
-    from mmengine.registry import DefaultScope
-    from mmpretrain.registry import MODELS
-    backbone.setdefault('adapter_dim', 8)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(dict(
-            type='DyTImageClassifier',
-            backbone=dict(type='DyTVisionTransformer', arch=TINY, img_size=32, patch_size=8,
-                          **backbone),
-            head=dict(type='LinearClsHead', num_classes=5, in_channels=48)))
-
-
 def logged_iteration(model, runner):
     """One training iteration's outputs through mmengine's own path: the
     model's losses -> parse_losses -> RuntimeInfoHook -> message hub."""
@@ -96,7 +82,7 @@ def logged_iteration(model, runner):
 
 
 def test_activation_logger_puts_rates_and_gflops_in_the_message_hub():
-    model = classifier(dispatch='mlp').train()
+    model = tiny_classifier(dict(dispatch='mlp')).train()
     runner = fake_runner(model)
     HOOKS.build(dict(type='ActivationLoggerHook')).before_train(runner)
     assert model.log_efficiency
@@ -113,7 +99,7 @@ def test_activation_logger_puts_rates_and_gflops_in_the_message_hub():
 
 
 def test_activation_logger_without_dispatch_logs_gflops_only():
-    model = classifier(dispatch=None, adapter_dim=None).train()
+    model = tiny_classifier(dict(dispatch=None, adapter_dim=None)).train()
     runner = fake_runner(model)
     ActivationLoggerHook().before_train(runner)
     logged_iteration(model, runner)

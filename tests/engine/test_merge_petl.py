@@ -4,17 +4,15 @@ import pytest
 import torch
 
 from mmdyt.engine.hooks import MergePETLHook
-from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.petl import LoRALinear, RepAdapterLinear
+from tiny_dyt import tiny_vit
 
 
 @pytest.mark.parametrize('petl, wrapped', [(dict(petl=dict(type='lora', rank=2)), 2),
                                            (dict(petl=dict(type='rep_adapter', dim=4)), 4)])
 def test_merges_before_test_and_keeps_outputs(petl, wrapped):
     torch.manual_seed(0)
-    model = DyTVisionTransformer(
-        arch=dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96),
-        img_size=16, patch_size=8, dispatch=None, adapter_dim=None, **petl).eval()
+    model = tiny_vit(2, img_size=16, dispatch=None, adapter_dim=None, **petl).eval()
     for name, param in model.named_parameters():
         if 'lora_' in name or 'petl_' in name:
             param.data.normal_(0, 0.1)

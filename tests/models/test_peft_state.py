@@ -6,21 +6,9 @@ import re
 import pytest
 import torch
 
-from tiny_dyt import tiny_vit, tiny_vit_cfg
+from tiny_dyt import tiny_classifier, tiny_vit
 
 pytest.importorskip('mmpretrain')
-
-from mmengine.registry import DefaultScope  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
-
-
-def classifier(backbone=None, **kwargs):
-    """A DyTImageClassifier of 5 classes on the tiny ViT (three blocks, adapters of 8)."""
-    cfg = dict(type='DyTImageClassifier',
-               backbone=tiny_vit_cfg(num_layers=3, adapter_dim=8, **(backbone or {})),
-               head=dict(type='LinearClsHead', num_classes=5, in_channels=48), **kwargs)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg)
 
 
 def randomize_trainable(model, seed=3):
@@ -34,32 +22,32 @@ def randomize_trainable(model, seed=3):
 def test_checkpoint_missing_trainable_weights_or_with_extra_keys_is_an_error(tmp_path, drop):
     from mmengine.runner.checkpoint import load_checkpoint
     path = str(tmp_path / 'full.pth')
-    checkpoint = dict(meta={}, state_dict=classifier().state_dict())
+    checkpoint = dict(meta={}, state_dict=tiny_classifier().state_dict())
     del checkpoint['state_dict'][drop]
     torch.save(checkpoint, path)
     with pytest.raises(ValueError, match=rf"lacks 1 trainable weights of the model, e\.g\. "
                        rf"\['{re.escape(drop)}'\]"):
-        load_checkpoint(classifier(), path, strict=False)
+        load_checkpoint(tiny_classifier(), path, strict=False)
     checkpoint['state_dict'][drop] = torch.zeros(1)
     checkpoint['state_dict']['backbone.blocks.1.adapters.attn.up.weight'] = torch.zeros(1)
     torch.save(checkpoint, path)
     with pytest.raises(ValueError, match=r"has 1 keys the model does not have, e\.g\. "
                        r"\['backbone\.blocks\.1\.adapters\.attn\.up\.weight'\]"):
-        load_checkpoint(classifier(), path, strict=False)
+        load_checkpoint(tiny_classifier(), path, strict=False)
 
 
 def test_state_dict_is_refused_on_other_base_weights(tmp_path):
     torch.manual_seed(0)
     base = tmp_path / 'base.pth'
     torch.save(tiny_vit(num_layers=3, dispatch=None, adapter_dim=None).state_dict(), base)
-    model = classifier(backbone=dict(pretrained=str(base)))
+    model = tiny_classifier(backbone=dict(pretrained=str(base)))
     model.init_weights()
     randomize_trainable(model)
     state = model.state_dict()
     copy_of_base = tmp_path / 'copy.pth'
     copy_of_base.write_bytes(base.read_bytes())
 
-    fresh = classifier(backbone=dict(pretrained=str(copy_of_base)))
+    fresh = tiny_classifier(backbone=dict(pretrained=str(copy_of_base)))
     fresh.load_state_dict(state)
     x = torch.randn(2, 3, 32, 32)
     model.eval()
@@ -70,6 +58,6 @@ def test_state_dict_is_refused_on_other_base_weights(tmp_path):
     torch.save(tiny_vit(num_layers=3, dispatch=None, adapter_dim=None).state_dict(), base)
     with pytest.raises(ValueError, match=rf'the base weights in {base} differ .*recorded base: '
                        rf'{base};'):
-        classifier().load_state_dict(state)
+        tiny_classifier().load_state_dict(state)
     with pytest.raises(ValueError, match=rf'the base weights in {base} differ'):
-        classifier(backbone=dict(pretrained=str(base))).load_state_dict(state)
+        tiny_classifier(backbone=dict(pretrained=str(base))).load_state_dict(state)

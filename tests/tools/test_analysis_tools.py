@@ -7,12 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tiny_dyt
 from train_runs import run_script
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / 'tools' / 'analysis_tools'
-C, LAYERS, HIDDEN, PATCH, SIZE, CLASSES = 48, 2, 96, 8, 32, 3
-N = 1 + (SIZE // PATCH)**2
+ARCH = tiny_dyt.tiny_arch(num_layers=2)
+C, LAYERS, HIDDEN = ARCH['embed_dims'], ARCH['num_layers'], ARCH['feedforward_channels']
+PATCH, SIZE, N = tiny_dyt.PATCH_SIZE, tiny_dyt.IMG_SIZE, tiny_dyt.NUM_TOKENS
+CLASSES = 3
 
 
 def write_config(tmp_path, base, data_root=None, name='tiny.py'):
@@ -21,8 +24,7 @@ def write_config(tmp_path, base, data_root=None, name='tiny.py'):
     text = f'''
         _base_ = ['{ROOT / base}']
         model = dict(
-            backbone=dict(arch=dict(_delete_=True, embed_dims={C}, num_layers={LAYERS},
-                                    num_heads=3, feedforward_channels={HIDDEN}),
+            backbone=dict(arch={tiny_dyt.tiny_arch_text(LAYERS)},
                           img_size={SIZE}, patch_size={PATCH}, pretrained=None),
             head=dict(in_channels={C}, num_classes={CLASSES}))
         '''

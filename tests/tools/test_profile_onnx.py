@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tiny_dyt import tiny_arch, tiny_arch_text
 from train_runs import run_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,9 +66,8 @@ def write_config(tmp_path, base):
     config.write_text(textwrap.dedent(f'''
         _base_ = ['{ROOT / base}']
         model = dict(
-            backbone=dict(arch=dict(_delete_=True, embed_dims=48, num_layers=2, num_heads=3,
-                                    feedforward_channels=96),
-                          img_size=32, patch_size=8, pretrained=None),
+            backbone=dict(arch={tiny_arch_text(2)}, img_size=32, patch_size=8,
+                          pretrained=None),
             head=dict(in_channels=48, num_classes=3))
         '''))
     return config
@@ -96,13 +96,12 @@ def test_profile_layer_dispatch_against_dense(tmp_path, capsys, tool):
 
 def test_profile_needs_a_dyt_backbone(tmp_path, tool):
     config = tmp_path / 'dense.py'
-    config.write_text(textwrap.dedent('''
+    config.write_text(textwrap.dedent(f'''
         default_scope = 'mmpretrain'
         model = dict(
             type='ImageClassifier',
             backbone=dict(type='VisionTransformer', img_size=32, patch_size=8,
-                          arch=dict(embed_dims=48, num_layers=1, num_heads=3,
-                                    feedforward_channels=96)),
+                          arch={tiny_arch()!r}),
             head=dict(type='LinearClsHead', num_classes=3, in_channels=48))
         '''))
     with pytest.raises(ValueError, match='no DyTVisionTransformer backbone with dispatchers'):

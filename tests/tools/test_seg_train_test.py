@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tiny_dyt import tiny_arch_text
+
 ROOT = Path(__file__).resolve().parents[2]
 DYT_CONFIG = ROOT / 'configs' / 'seg' / 'dyt' / 'dyt-r0.5_vit-b16_upernet_ade20k-512x512.py'
 
@@ -23,8 +25,7 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=48, num_layers=4, num_heads=3,
-                  feedforward_channels=96),
+        arch={arch},
         img_size=64, out_indices=(0, 1, 2, 3), adapter_dim=16, pretrained=None),
     neck=dict(embed_dim=48, norm_cfg=norm_cfg),
     decode_head=dict(in_channels=[48] * 4, channels=16, norm_cfg=norm_cfg),
@@ -93,7 +94,8 @@ def run_tool(script, *args, cwd):
 
 def tiny_config(tmp_path, data_root):
     path = tmp_path / 'tiny_dyt_upernet.py'
-    path.write_text(TINY_CONFIG.format(base=str(DYT_CONFIG), data_root=str(data_root)))
+    path.write_text(TINY_CONFIG.format(base=str(DYT_CONFIG), data_root=str(data_root),
+                                       arch=tiny_arch_text(4)))
     return path
 
 

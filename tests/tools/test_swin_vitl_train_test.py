@@ -15,11 +15,12 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 from test_seg_train_test import write_ade20k  # noqa: E402
 
 from dataset_writers import write_dtd, write_vtab_task  # noqa: E402
+from tiny_dyt import tiny_arch_text  # noqa: E402
 from train_runs import load_tool, tiny_vtab_options  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
-VIT = "dict(_delete_=True, embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)"
+VIT = tiny_arch_text(2)
 SWIN = "dict(_delete_=True, embed_dims=8, depths=[1, 2, 1, 1], num_heads=[1, 1, 2, 2])"
 # family -> (config, backbone arch, head width, whether it dispatches)
 FAMILIES = {

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 import train_runs
+from tiny_dyt import tiny_arch_text
 
 pytest.importorskip('mmseg')
 pytest.importorskip('mmaction')
 
 ROOT = Path(__file__).resolve().parents[2]
-ARCH = 'arch=dict(_delete_=True, embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=96)'
+ARCH = f'arch={tiny_arch_text(4)}'
 CONFIGS = {
     'seg': f'''
         _base_ = ['{ROOT}/configs/seg/dyt/dyt-r0.5_vit-b16_upernet_ade20k-512x512.py']

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
+from tiny_dyt import tiny_arch
 from train_runs import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,9 +27,8 @@ def tiny_config(root, name):
     (exits after blocks 1 and 6), 4 frames of 32 x 32 and the lists in
     ``root``; calibration and test read val.txt."""
     cfg = Config.fromfile(str(CONFIGS / name))
-    cfg.model.backbone.update(arch=dict(embed_dims=48, num_layers=6, num_heads=3,
-                                        feedforward_channels=96),
-                              img_size=32, patch_size=8, pretrained=None)
+    cfg.model.backbone.update(arch=tiny_arch(num_layers=6), img_size=32, patch_size=8,
+                              pretrained=None)
     cfg.model.update(num_classes=5, num_heads=3, exit_layers=[1, 6])
     for loader, ann in (('train_dataloader', 'train.txt'), ('val_dataloader', 'val.txt'),
                         ('test_dataloader', 'val.txt')):

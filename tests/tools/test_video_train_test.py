@@ -14,10 +14,11 @@ from mmengine.registry import init_default_scope
 
 import mmdyt  # noqa: F401
 from dataset_writers import VIDEO_CLIPS as CLIPS
+from tiny_dyt import tiny_arch
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'configs/video/dyt/dyt-r0.5_vit-b16_8x16x1_k400.py'
-TINY = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=96)
+TINY = tiny_arch(num_layers=2)
 SIZES = {  # transform -> the 224-scale setting shrunk to 32 x 32 frames
     'SampleFrames': dict(clip_len=4, frame_interval=4),
     'RandomRescale': dict(scale_range=(32, 40)),

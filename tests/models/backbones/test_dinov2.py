@@ -9,7 +9,7 @@ import torch
 from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint
 from mmdyt.models.layers import all_tokens_active, resize_pos_embed
 from mmdyt.models.record import ForwardRecord
-from tiny_dyt import tiny_arch
+from tiny_dyt import skipping_and_masked, tiny_arch
 
 timm = pytest.importorskip('timm')
 
@@ -109,11 +109,7 @@ def test_skipping_equals_masked_with_registers_never_dispatched(dispatch, batch_
     x = torch.randn(batch_size, 3, 56, 56)
     if batch_size > 1:
         x[-1, :, :14, :14] = float('nan')  # the first patch of the last sample
-    with torch.no_grad():
-        record = ForwardRecord()
-        skipped = model(x, record=record)[0]
-        model.skip_inactive = False
-        masked = model(x)[0]
+    skipped, masked, record = skipping_and_masked(model, x)
     torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5, equal_nan=True)
     masks = record.masks()
     assert all(mask[:, :5].all() for mask in masks)  # class token + 4 registers

@@ -9,6 +9,7 @@ import torch
 from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint
 from mmdyt.models.layers import RotaryEmbedding2d, all_tokens_active
 from mmdyt.models.record import ForwardRecord
+from tiny_dyt import skipping_and_masked, tiny_arch
 
 timm = pytest.importorskip('timm')
 
@@ -34,8 +35,8 @@ def dyt_eva02(name, **kwargs):
     hidden = 128  # int(48 * 4 * 2 / 3)
     settings = dict(EVA02, **LAYOUTS[name])
     settings.update(dict(dispatch='mlp', adapter_dim=8), **kwargs)
-    return DyTVisionTransformer(arch=dict(embed_dims=48, num_layers=2, num_heads=3,
-                                          feedforward_channels=hidden), **settings).eval()
+    return DyTVisionTransformer(arch=tiny_arch(num_layers=2, feedforward_channels=hidden),
+                                **settings).eval()
 
 
 def loaded(name, **kwargs):
@@ -87,11 +88,7 @@ def test_skipping_equals_masked_with_rotated_packed_tokens(dispatch, batch_size)
     x = torch.randn(batch_size, 3, 56, 56)
     if batch_size > 1:
         x[-1, :, :14, :14] = float('nan')
-    with torch.no_grad():
-        record = ForwardRecord()
-        skipped = model(x, record=record)[0]
-        model.skip_inactive = False
-        masked = model(x)[0]
+    skipped, masked, record = skipping_and_masked(model, x)
     torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5, equal_nan=True)
     rates = torch.stack([m[0, 1:].float().mean() for m in record.masks()])
     assert 0 < rates.mean() < 1

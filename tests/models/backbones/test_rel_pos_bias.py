@@ -4,18 +4,17 @@ skipping and the packed attention alike, counted in parameters and FLOPs."""
 import pytest
 import torch
 
-from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.flops import flops_convention
 from mmdyt.models.layers import Attention, relative_position_index
 from mmdyt.models.record import ForwardRecord
-
-TINY = dict(embed_dims=48, num_layers=3, num_heads=3, feedforward_channels=96)
+import tiny_dyt
 
 
 def tiny_vit(**kwargs):
+    """The tiny ViT with 3 blocks, attention dispatch, adapters of width 4."""
     kwargs.setdefault('dispatch', 'attn')
     kwargs.setdefault('adapter_dim', 4)
-    return DyTVisionTransformer(arch=TINY, img_size=32, patch_size=8, **kwargs)
+    return tiny_dyt.tiny_vit(3, **kwargs)
 
 
 def randomize(model):
@@ -49,11 +48,7 @@ def test_skipping_equals_masked_with_the_bias(dispatch):
     model = tiny_vit(dispatch=dispatch, rel_pos_bias=True).eval()
     randomize(model)
     x = torch.randn(3, 3, 32, 32)
-    with torch.no_grad():
-        record = ForwardRecord()
-        skipped = model(x, record=record)[0]
-        model.skip_inactive = False
-        masked = model(x)[0]
+    skipped, masked, record = tiny_dyt.skipping_and_masked(model, x)
     rates = record.activation_rates()
     assert 0.1 < rates.mean() < 0.9
     torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5)
@@ -103,11 +98,7 @@ def test_other_input_grids_index_the_same_table(size):
     outermost offsets; skipping == masked there too (whole-image seg)."""
     model = tiny_vit(dispatch='attn_mlp', rel_pos_bias=True).eval()
     randomize(model)
-    x = torch.randn(2, 3, *size)
-    with torch.no_grad():
-        skipped = model(x)[0]
-        model.skip_inactive = False
-        masked = model(x)[0]
+    skipped, masked, _ = tiny_dyt.skipping_and_masked(model, torch.randn(2, 3, *size))
     torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5)
     small, table = relative_position_index((2, 3), (4, 4)), relative_position_index((4, 4))
     patches = [1 + 4 * r + c for r in range(2) for c in range(3)]  # the 2x3 corner of 4x4

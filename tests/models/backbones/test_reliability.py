@@ -12,7 +12,7 @@ import torch
 
 from mmdyt.models.record import ForwardRecord
 import tiny_dyt
-from tiny_dyt import tiny_arch, tiny_vit_cfg
+from tiny_dyt import tiny_arch, tiny_classifier, tiny_vit_cfg
 
 pytest.importorskip('mmpretrain')
 
@@ -24,14 +24,6 @@ from mmpretrain.registry import MODELS  # noqa: E402
 #: The tiny ViT (C=48, 3 heads) with three blocks and adapters of 8.
 TINY = tiny_arch(num_layers=3)
 tiny_vit = partial(tiny_dyt.tiny_vit, num_layers=3, adapter_dim=8)
-
-
-def classifier(backbone=None, **kwargs):
-    cfg = dict(type='DyTImageClassifier',
-               backbone=tiny_vit_cfg(num_layers=3, adapter_dim=8, **(backbone or {})),
-               head=dict(type='LinearClsHead', num_classes=5, in_channels=48), **kwargs)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg)
 
 
 @pytest.fixture
@@ -76,7 +68,7 @@ def test_model_level_pretrained_reaches_the_key_mapping(mmpretrain_classifier_fi
     Pretrained init_cfg) and mmseg's segmentor ``pretrained`` reach the
     backbone's key mapping."""
     path, vit = mmpretrain_classifier_file
-    model = classifier(backbone=dict(dispatch=None), pretrained=path)
+    model = tiny_classifier(backbone=dict(dispatch=None), pretrained=path)
     model.init_weights()
     assert model.backbone.pretrained == path
     assert dense_output(model.backbone, vit) < 1e-4
@@ -202,7 +194,7 @@ def test_empty_batch_gives_empty_outputs_and_flops(variant, out_type, shape):
 
 
 def test_deepcopy_after_a_training_step_predicts_the_same():
-    model = classifier()
+    model = tiny_classifier()
     model.train()
     inputs = torch.randn(2, 3, 32, 32)
     from mmpretrain.structures import DataSample
@@ -231,6 +223,6 @@ def test_toolbox_classifier_without_rate_loss_warns_once():
         warnings.simplefilter('error')
         plain(torch.randn(1, 3, 32, 32), samples, mode='loss')
         base._WARNED.clear()
-        classifier(rate_loss=dict(type='ActivationRateLoss', target_rate=0.5)).train()(
+        tiny_classifier(rate_loss=dict(type='ActivationRateLoss', target_rate=0.5)).train()(
             torch.randn(1, 3, 32, 32), samples, mode='loss')
     base._WARNED.clear()

@@ -9,11 +9,10 @@ pytest.importorskip('mmpretrain')
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner.checkpoint import (get_state_dict, load_checkpoint,  # noqa: E402
                                         save_checkpoint)
-from mmpretrain.registry import MODELS  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
 
 from mmdyt.models.peft_state import PEFT_METADATA_KEY  # noqa: E402
-from tiny_dyt import tiny_vit_cfg  # noqa: E402
+from tiny_dyt import tiny_classifier  # noqa: E402
 
 RATE_LOSS = dict(type='ActivationRateLoss', target_rate=0.5, loss_weight=2.0)
 
@@ -22,13 +21,8 @@ def build(num_classes=5, rate_loss=RATE_LOSS, distill=None, width=48, **backbone
     """A DyTImageClassifier on the tiny ViT with three blocks and adapters
     of 8, or on the backbone ``backbone`` (constructor arguments) makes of
     it; ``width``: the backbone's embed_dims."""
-    cfg = dict(
-        type='DyTImageClassifier',
-        backbone=tiny_vit_cfg(num_layers=3, **dict(dict(adapter_dim=8), **backbone)),
-        head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=width),
-        rate_loss=rate_loss, distill=distill)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg)
+    return tiny_classifier(backbone, num_classes=num_classes, width=width, rate_loss=rate_loss,
+                           distill=distill)
 
 
 def batch(n=4, size=32):

@@ -5,11 +5,12 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmdyt  # noqa: F401
+from tiny_dyt import tiny_arch
 
 CONFIG_ROOT = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs', 'seg')
 DYT_CONFIG = osp.join(CONFIG_ROOT, 'dyt', 'dyt-r0.5_vit-b16_upernet_ade20k-512x512.py')
 FULL_CONFIG = osp.join(CONFIG_ROOT, 'full', 'full_vit-b16_upernet_ade20k-512x512.py')
-TINY_ARCH = dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=96)
+TINY_ARCH = tiny_arch(num_layers=4)
 BN = dict(type='BN', requires_grad=True)
 
 

@@ -6,20 +6,20 @@ import math
 import pytest
 import torch
 
-from mmdyt.models.backbones import DyTVisionTransformer
 from mmdyt.models.record import ForwardRecord
 from mmdyt.models.token_reduction import bipartite_soft_matching, keep_and_fuse, merge_tokens
+import tiny_dyt
 
-C, H, F = 48, 3, 96
-ARCH = dict(embed_dims=C, num_layers=3, num_heads=H, feedforward_channels=F)
-N0 = 1 + 16  # class token + 4 x 4 patches of a 32 x 32 image
+ARCH = tiny_dyt.tiny_arch(num_layers=3)
+C, H, F = ARCH['embed_dims'], ARCH['num_heads'], ARCH['feedforward_channels']
+N0 = tiny_dyt.NUM_TOKENS  # class token + 4 x 4 patches of a 32 x 32 image
 
 
 def backbone(token_reduction=None, dispatch=None, **kwargs):
     torch.manual_seed(0)
     kwargs.setdefault('adapter_dim', 8 if dispatch else None)
-    return DyTVisionTransformer(arch=ARCH, img_size=32, patch_size=8, dispatch=dispatch,
-                                token_reduction=token_reduction, **kwargs).eval()
+    return tiny_dyt.tiny_vit(3, dispatch=dispatch, token_reduction=token_reduction,
+                             **kwargs).eval()
 
 
 def run(model, x):
@@ -30,7 +30,7 @@ def run(model, x):
 
 @pytest.fixture
 def images():
-    return torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    return tiny_dyt.images(seed=1)
 
 
 @pytest.mark.parametrize('reduction,dispatch', [
