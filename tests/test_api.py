@@ -360,16 +360,17 @@ def test_a_setting_nothing_refuses_is_caught_by_the_check():
     assert isinstance(get_dyt_model(base, verify=False), DyTModel)
 
 
-# ---- the doc's quickstart and the import rule -------------------------------
-def test_the_quickstart_of_the_docs_runs(tmp_path, monkeypatch, capsys):
-    text = (ROOT / 'docs' / 'python_api.md').read_text()
+# ---- the docs' quickstarts and the import rule -------------------------------
+@pytest.mark.parametrize('doc', ['README.md', 'docs/python_api.md'])
+def test_the_quickstart_of_the_docs_runs(doc, tmp_path, monkeypatch, capsys):
+    text = (ROOT / doc).read_text()
     code = re.search(r'```python\n(.*?)```', text, re.S).group(1)
     assert code.count('pretrained=True') == 1
     code = code.replace('pretrained=True', 'pretrained=False, img_size=32, patch_size=8, '
                         'depth=2, embed_dim=48, num_heads=3')
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(code, 'docs/python_api.md', 'exec'), namespace)
+    exec(compile(code, doc, 'exec'), namespace)
     assert isinstance(namespace['model'], DyTModel) and namespace['model'].training is False
     assert (tmp_path / 'dyt_tuned.safetensors').is_file()
     assert 'trainable params:' in capsys.readouterr().out
