@@ -1,7 +1,8 @@
 """The ONNX export keeps the skipping on the foundation families: DINOv2
-with registers (never dispatched) and SigLIP without a class token (a batch
-may have no active token at all), checked in ONNX Runtime on activation
-patterns unseen at export."""
+with registers (never dispatched), SigLIP without a class token (a batch
+may have no active token at all) and EVA-02 (rotary positions gathered per
+packed token), checked in ONNX Runtime on activation patterns unseen at
+export."""
 import pytest
 import torch
 
@@ -17,6 +18,8 @@ FAMILIES = {
     'dinov2_reg4': dict(patch_size=14, img_size=56, num_registers=4,
                         layer_scale_init_value=1e-5),
     'siglip': dict(patch_size=16, img_size=64, class_token=False, out_type='map'),
+    'eva02': dict(patch_size=14, img_size=56, mlp='swiglu', mlp_norm=True, rope=True,
+                  rope_ref_grid=(4, 4), out_type='avg_featmap', final_norm=False, pool_norm=True),
 }
 
 

@@ -128,3 +128,12 @@ def test_flops_count_swiglu_rope_and_the_pooled_norm():
 def test_combinations_that_do_not_fit_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         dyt_eva02('eva02_base_patch14_224', **settings)
+
+
+def test_moe_adapters_skip_as_they_mask():
+    model = loaded('eva02_small_patch14_224', dispatch='attn_mlp', num_experts=4)
+    with torch.no_grad():
+        for dispatcher in model.dispatchers():
+            dispatcher.gate.weight.normal_(std=0.5)
+    skipped, masked, _ = skipping_and_masked(model, torch.randn(3, 3, 56, 56))
+    torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5)
