@@ -8,6 +8,8 @@ head whose confidence reaches its threshold: units that left are not
 computed further. The task subclass says how a unit is embedded, what its
 head reads and what that head costs.
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -88,6 +90,9 @@ class EarlyExitMixin(DyTTaskMixin):
         values = [float(v) for v in values]
         if len(values) != self.num_exits:
             raise ValueError(f'{name} needs one value per exit ({self.num_exits}), got {values}')
+        if any(math.isnan(v) for v in values):
+            raise ValueError(f'{name} must be numbers, got NaN in {values} (a NaN threshold would '
+                             'never be reached, a NaN weight poisons the loss)')
         return values
 
     def set_loss_weights(self, weights):
@@ -171,6 +176,7 @@ class EarlyExitMixin(DyTTaskMixin):
                 alive = alive[stay]
                 if not alive.numel():
                     break
+        backbone.warn_on_overflow(record)
         return exits, record
 
     def exit_losses(self, inputs, target):

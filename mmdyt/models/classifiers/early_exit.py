@@ -114,4 +114,5 @@ class EarlyExitClassifier(EarlyExitMixin, BaseClassifier):
         for sample, score, index in zip(data_samples, scores, exit_index):
             sample.set_pred_score(score).set_pred_label(score.argmax(keepdim=True))
             sample.set_metainfo(dict(exit_index=int(index), num_exits=self.num_exits))
-        return attach_efficiency(data_samples, flops, record.per_sample_rates())
+        overflow = record.overflow_counts() if record.capacity_mode else None
+        return attach_efficiency(data_samples, flops, record.per_sample_rates(), overflow)

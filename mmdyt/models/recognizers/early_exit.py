@@ -84,9 +84,13 @@ class EarlyExitRecognizer3D(EarlyExitMixin, BaseModel):
         rates = record.per_sample_rates()
         if rates is not None:
             rates = rates.view(num_videos, -1, rates.shape[-1]).mean(1)
+        overflow = None
+        if record.capacity_mode:
+            overflow = record.per_clip(record.overflow_counts()).sum(1)
+            overflow = overflow.view(num_videos, num_views).mean(1)
         if data_samples is None:
             data_samples = [ActionDataSample() for _ in range(num_videos)]
         for sample, score, index in zip(data_samples, scores, exit_index):
             sample.set_pred_score(score).set_pred_label(score.argmax(keepdim=True))
             sample.set_metainfo(dict(exit_index=int(index), num_exits=self.num_exits))
-        return attach_efficiency(data_samples, flops, rates)
+        return attach_efficiency(data_samples, flops, rates, overflow)

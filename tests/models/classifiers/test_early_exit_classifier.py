@@ -216,3 +216,21 @@ def test_avg_featmap_exits_read_the_mean_patch_token():
     torch.testing.assert_close(exits[0][1], model.heads[0](pooled))
     with pytest.raises(ValueError, match='feature must be one of'):
         build('lora', feature='gap')
+
+
+def test_capacity_mode_overflow_is_warned_about_and_attached():
+    """Early exits drive the stepping API: in capacity mode the active tokens
+    left out are warned about and reach the predictions (``dyt_overflow``)."""
+    model = build('dyt')
+    model.backbone.capacity = 0.3
+    with torch.no_grad():
+        for dispatcher in model.backbone.dispatchers():
+            dispatcher.gate.bias.fill_(1e4)  # every token active: 70 % left out
+    with pytest.warns(UserWarning, match='capacity mode .* left out'):
+        predictions = model.predict(torch.randn(3, 3, 32, 32), samples(3))
+    assert all(float(p.dyt_overflow) > 0 for p in predictions)
+
+
+def test_nan_thresholds_are_refused():
+    with pytest.raises(ValueError, match='thresholds must be numbers, got NaN'):
+        build(thresholds=[float('nan'), 1.0, 1.0])
