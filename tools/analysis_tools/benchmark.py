@@ -206,8 +206,11 @@ def default_baseline(config, cfg_options, model, device, mode='the default mode'
     early-exit recognizer."""
     baseline = dense_task_model(config, cfg_options, model, device, mode)
     if baseline is None:
-        return (dense_baseline(find_dyt_backbone(model)).to(device),
-                'mmpretrain VisionTransformer of the same arch')
+        dense = dense_baseline(find_dyt_backbone(model)).to(device)
+        mmpretrain = type(dense).__module__.startswith('mmpretrain')
+        label = 'mmpretrain VisionTransformer of the same arch' if mmpretrain else \
+            'the dense DyTVisionTransformer of the same arch and family'
+        return dense, label
     return baseline, (f'the same {type(baseline).__name__} with a dense backbone '
                       '(dispatch=None, adapter_dim=None)')
 
