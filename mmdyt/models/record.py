@@ -72,6 +72,10 @@ class BlockRecord:
         mask = self.masks.get(part, self.masks.get('layer'))
         if mask is None:
             return self.tokens(part)
+        if mask.is_meta:
+            raise ValueError('this record is of a forward on the meta device: its masks hold no '
+                             'values, so the tokens computed (and FLOPs) are unknown; run the '
+                             'forward on real data')
         return mask.detach().sum(1).to('cpu', torch.float64)
 
 

@@ -72,6 +72,31 @@ class DyTBackbone(BaseModule):
         return dict(arch)
 
     @staticmethod
+    def check_positive_int(**values):
+        """Refuse any of ``values`` (name -> value) that is not an int >= 1
+        (None passes: "none"), naming it."""
+        for name, value in values.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f'{name} must be an int >= 1, got {value!r}')
+
+    def check_input(self, x, in_channels):
+        """Refuse an input that is not a (B, in_channels, H, W) image batch,
+        naming its shape."""
+        if x.ndim != 4 or x.shape[1] != in_channels:
+            raise ValueError(f'{type(self).__name__} takes (B, {in_channels}, H, W) images, got '
+                             f'shape {tuple(x.shape)}')
+
+    def __prepare_scriptable__(self):
+        """``torch.jit.script`` calls this first: refuse with the ways that
+        work instead of failing deep inside TorchScript."""
+        raise RuntimeError(
+            f'{type(self).__name__} cannot be compiled with torch.jit.script (the skipping path '
+            'has data-dependent shapes TorchScript does not support): use torch.export / '
+            'tools/deployment/export_onnx.py (the skipping kept) or torch.compile '
+            '(mmdyt.deploy.compile)')
+
+    @staticmethod
     def check_out_indices(out_indices, count, unit):
         """``out_indices`` (int or sequence) as a list of indices in [0,
         ``count``) of the backbone's ``unit`` ('blocks', 'stages').

@@ -76,7 +76,8 @@ def window_partition(x, window_size):
     batch_size, height, width, channels = x.shape
     x = x.view(batch_size, height // window_size, window_size, width // window_size,
                window_size, channels)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(batch_size, -1, window_size**2, channels)
+    num_windows = (height // window_size) * (width // window_size)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(batch_size, num_windows, window_size**2, channels)
 
 
 def window_reverse(windows, padded_hw, window_size):
@@ -287,6 +288,9 @@ class DyTSwinTransformer(DyTBackbone):
                              f'{arch!r}')
         self.check_choices(dispatch, SWIN_DISPATCH, out_type, SWIN_OUT_TYPES, adapter_dim,
                            'DyTSwinTransformer dispatches the MLP of each block: ')
+        self.check_positive_int(patch_size=patch_size, in_channels=in_channels,
+                                window_size=window_size, adapter_dim=adapter_dim,
+                                num_experts=num_experts)
         depths = self.arch_settings['depths']
         num_stages = len(depths)
         self.check_drop_path_rate(drop_path_rate)
@@ -396,6 +400,7 @@ class DyTSwinTransformer(DyTBackbone):
         """(B, 3, H, W) -> tuple of one output per ``out_indices`` stage;
         what happened goes to ``record`` when given."""
         record = ForwardRecord() if record is None else record
+        self.check_input(x, self.patch_embed.projection.in_channels)
         x, hw_shape = self.patch_embed(x)
         record.batch_size = x.shape[0]
         record.num_tokens = x.shape[1]

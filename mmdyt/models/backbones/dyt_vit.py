@@ -333,6 +333,9 @@ class DyTVisionTransformer(DyTBackbone):
         self.check_choices(dispatch, DISPATCH_TABLE, out_type, OUT_TYPES, adapter_dim)
         check_family_settings(class_token, out_type, proj_dims, rel_pos_bias, mlp, act, mlp_norm,
                               pool_norm)
+        self.check_positive_int(patch_size=patch_size, in_channels=in_channels,
+                                adapter_dim=adapter_dim, num_experts=num_experts,
+                                proj_dims=proj_dims)
         #: What makes this ViT a DINOv2 / CLIP / SigLIP rather than the
         #: supervised one: the settings a dense twin of it needs.
         self.family_settings = dict(
@@ -353,6 +356,10 @@ class DyTVisionTransformer(DyTBackbone):
         self.num_layers = num_layers
         self.patch_size = patch_size
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        if len(self.img_size) != 2 or any(not isinstance(s, int) or s < patch_size
+                                          for s in self.img_size):
+            raise ValueError(f'img_size must be an int or (H, W), each at least patch_size='
+                             f'{patch_size}, got {img_size!r}')
         self.patch_resolution = tuple(s // patch_size for s in self.img_size)
         self.dispatch = dispatch
         self.rel_pos_bias = rel_pos_bias
@@ -379,7 +386,7 @@ class DyTVisionTransformer(DyTBackbone):
         if num_registers:
             self.reg_token = nn.Parameter(torch.zeros(1, num_registers, embed_dims))
         self.norm_pre = nn.LayerNorm(embed_dims, eps=norm_eps) if pre_norm else nn.Identity()
-        rates = torch.linspace(0, drop_path_rate, num_layers).tolist()
+        rates = torch.linspace(0, drop_path_rate, num_layers, device='cpu').tolist()
         mlp_layer = functools.partial(SwiGLU, norm_eps=norm_eps if mlp_norm else None) \
             if mlp == 'swiglu' else functools.partial(Mlp, act_layer=activation_layer(act))
         self.blocks = nn.ModuleList([
@@ -510,6 +517,7 @@ class DyTVisionTransformer(DyTBackbone):
         0 without), R registers, the patches, ``h = ceil(H / patch)``
         (:func:`pad_to_patches`), pre-normed with ``pre_norm``; ``record`` gets
         the batch size, the patch grid and the dispatcher layout."""
+        self.check_input(x, self.patch_embed.proj.in_channels)
         x = self.patch_embed.proj(pad_to_patches(x, self.patch_size))
         grid = tuple(x.shape[-2:])
         x = x.flatten(2).transpose(1, 2)

@@ -213,7 +213,7 @@ def dispatched_part(x, delta, dispatcher=None, adapter=None, skip_inactive=False
     if dispatcher is None:
         out = x + drop_path(delta(x), drop_path_rate, training)
         return (out + adapter(x) if adapter is not None else out), None
-    if skip_inactive:
+    if skip_inactive and not x.is_meta:  # meta tensors have no mask to skip by: shapes only
         mask, logits = dispatcher(x, return_logits=True)
         if capacity is not None:
             return _capacity(x, mask, logits, dispatcher.num_fixed_tokens, delta, adapter,

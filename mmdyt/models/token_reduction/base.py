@@ -4,6 +4,7 @@ dense teacher pass). Their attention is the block's own
 (:class:`~mmdyt.models.layers.Attention`, with ``return_qk``)."""
 import contextlib
 
+import torch
 import torch.nn as nn
 
 
@@ -56,10 +57,23 @@ class BlockHook:
     def __init__(self, block, record, previous):
         self.block = block
         self.record = record
-        record.carry.update({key: value for key, value in
-                             (previous.carry.items() if previous is not None else ())
-                             if key in self.CARRIED})
+        carried = {key: value for key, value in
+                   (previous.carry.items() if previous is not None else ()) if key in self.CARRIED}
+        record.carry.update(self._rows_still_running(carried, record, previous))
         self.carry = record.carry
+
+    @staticmethod
+    def _rows_still_running(carried, record, previous):
+        """``carried`` with its per-sample tensors cut to the rows of this
+        block (``record.rows``) when samples left after ``previous`` (early
+        exits: the batch shrinks between stages)."""
+        if previous is None or record.rows is None or (
+                previous.rows is not None and previous.rows.numel() == record.rows.numel()):
+            return carried
+        keep = record.rows if previous.rows is None else torch.searchsorted(previous.rows,
+                                                                           record.rows)
+        return {key: value.index_select(0, keep.to(value.device)) if torch.is_tensor(value)
+                and value.ndim else value for key, value in carried.items()}
 
     def enter(self, x):
         return x

@@ -38,7 +38,7 @@ def keep_and_fuse(x, attention, keep_rate):
     index = attention.topk(keep, dim=1).indices
     kept = torch.zeros_like(attention, dtype=torch.bool).scatter_(1, index, True)
     chosen = patches.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
-    rest = patches[~kept].view(x.shape[0], num_patches - keep, -1)
+    rest = patches[~kept].view(x.shape[0], num_patches - keep, x.shape[-1])
     weights = attention[~kept].view(x.shape[0], num_patches - keep, 1)
     return torch.cat([x[:, :1], chosen, (rest * weights).sum(1, keepdim=True)], 1)
 

@@ -202,3 +202,27 @@ def test_r_too_large_for_the_sequence(images):
         model(images)
     with pytest.raises(ValueError, match='keep_ratio=0.1 keeps no token'):
         backbone(dict(type='dynamicvit', keep_ratio=0.1))(images)
+
+
+def test_tome_under_early_exits_follows_the_samples_that_stay():
+    """Samples leave at an exit: ToMe's carried token sizes follow the rows
+    that stay, so each sample's exit and logits equal its run alone."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(
+            type='EarlyExitClassifier', num_classes=5, exit_interval=2,
+            backbone=tiny_dyt.tiny_vit_cfg(num_layers=6, dispatch=None, adapter_dim=None,
+                                           petl=dict(type='lora', rank=4),
+                                           token_reduction=dict(type='tome', r=1)))).eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        confidence = model.run_exits(x)[0][0][1].softmax(-1).max(-1).values
+        model.thresholds = [confidence.median().item()] * 2 + [1.0]
+        scores, exit_index, _, _ = model.dynamic_inference(x)
+        alone = [model.dynamic_inference(x[i:i + 1]) for i in range(4)]
+    assert len(set(exit_index.tolist())) > 1  # some samples left early
+    for i, (score, index, _, _) in enumerate(alone):
+        assert index.item() == exit_index[i].item()
+        torch.testing.assert_close(score[0], scores[i], atol=1e-5, rtol=1e-5)
