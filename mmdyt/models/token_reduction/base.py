@@ -72,8 +72,9 @@ class BlockHook:
             return carried
         keep = record.rows if previous.rows is None else torch.searchsorted(previous.rows,
                                                                            record.rows)
-        return {key: value.index_select(0, keep.to(value.device)) if torch.is_tensor(value)
-                and value.ndim else value for key, value in carried.items()}
+        return {key: (value.index_select(0, keep.to(value.device))
+                      if torch.is_tensor(value) and value.ndim else value)
+                for key, value in carried.items()}
 
     def enter(self, x):
         return x
