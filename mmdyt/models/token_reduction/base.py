@@ -70,8 +70,8 @@ class BlockHook:
         if previous is None or record.rows is None or (
                 previous.rows is not None and previous.rows.numel() == record.rows.numel()):
             return carried
-        keep = record.rows if previous.rows is None else torch.searchsorted(previous.rows,
-                                                                           record.rows)
+        keep = record.rows if previous.rows is None else \
+            torch.searchsorted(previous.rows, record.rows)
         return {key: (value.index_select(0, keep.to(value.device))
                       if torch.is_tensor(value) and value.ndim else value)
                 for key, value in carried.items()}
