@@ -1,6 +1,7 @@
 """The work directory of a run: the checkpoint ``--resume`` continues from,
 checkpoint files that cannot be read, and the lock of a training."""
 import contextlib
+import fcntl
 import glob
 import json
 import logging
@@ -80,12 +81,21 @@ def find_resume_checkpoint(work_dir):
     return None
 
 
-def _lock_owner(lock_path):
+def _lock_owner(text):
+    """The owner ``dict(pid=int > 0, host=str, ...)`` the lock file's
+    ``text`` names, or None when it is not such a JSON object (empty, cut
+    off, another format)."""
     try:
-        with open(lock_path, encoding='utf-8') as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        owner = json.loads(text)
+    except ValueError:
         return None
+    if not isinstance(owner, dict):
+        return None
+    pid, host = owner.get('pid'), owner.get('host')
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0 or \
+            not isinstance(host, str):
+        return None
+    return owner
 
 
 def _process_alive(pid):
@@ -98,13 +108,67 @@ def _process_alive(pid):
     return True
 
 
+def _read_lock(fd):
+    """The whole text of the open lock file ``fd`` (undecodable bytes
+    replaced)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b''.join(chunks).decode('utf-8', errors='replace')
+
+
+def _in_use_message(work_dir, lock_path, owner):
+    if owner is None:
+        who = 'a process that is writing the lock file now'
+    else:
+        who = (f'pid {owner.get("pid")} on {owner.get("host")}, started '
+               f'{owner.get("started")} ({owner.get("command")})')
+    return (f'{work_dir} is in use by another training: {who}. Wait for it, use another '
+            f'--work-dir, or delete {lock_path} if that process is gone')
+
+
+def _open_locked(lock_path):
+    """Open (creating) ``lock_path`` and try to take its ``flock``; returns
+    ``(fd, locked)``. ``locked`` is only True for the file at ``lock_path``
+    now (one removed and recreated meanwhile is opened again)."""
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fd, False
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd, True
+        os.close(fd)  # its holder removed it while we opened it: take the new file
+
+
 @contextlib.contextmanager
 def work_dir_lock(work_dir):
     """Hold ``work_dir/.train.lock`` while training, so that a second
     training in the same work dir stops instead of overwriting its
-    checkpoints. Taken by rank 0 only (``RANK`` / ``SLURM_PROCID``). A lock
-    whose process is gone (same host) is stale and taken over with a
-    warning.
+    checkpoints. Taken by rank 0 only (``RANK`` / ``SLURM_PROCID``).
+
+    The holder keeps an exclusive ``flock`` on the file (released by the
+    kernel when the process ends, however it ends) and writes its pid, host
+    and command into it. Whoever gets the ``flock`` decides, while holding
+    it, whether the file's owner is gone, so exactly one of several
+    processes takes a stale lock over. A file whose owner is gone (same
+    host), or that names no owner (empty, cut off, not a JSON object with a
+    positive int ``pid``) is stale and taken over with a warning; one that
+    names a live process without holding the ``flock`` (a training of an
+    earlier mmdyt, which did not take it) or a process on another host is
+    not.
 
     Raises:
         RuntimeError: another live training (pid and host named, and its
@@ -118,32 +182,42 @@ def work_dir_lock(work_dir):
     lock_path = osp.join(work_dir, '.train.lock')
     me = dict(pid=os.getpid(), host=socket.gethostname(), command=' '.join(sys.argv),
               started=time.strftime('%Y-%m-%d %H:%M:%S'))
+    deadline = time.time() + 5
     while True:
-        try:
-            fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        fd, locked = _open_locked(lock_path)
+        text = _read_lock(fd)
+        owner = _lock_owner(text)
+        if locked:
             break
-        except FileExistsError:
-            owner = _lock_owner(lock_path)
-            if owner is None and time.time() - osp.getmtime(lock_path) < 5:
-                time.sleep(0.2)
-                continue
-            if owner is not None and (owner.get('host') != me['host'] or
-                                      _process_alive(int(owner.get('pid', -1)))):
-                raise RuntimeError(
-                    f'{work_dir} is in use by another training: pid {owner.get("pid")} on '
-                    f'{owner.get("host")}, started {owner.get("started")} '
-                    f'({owner.get("command")}). Wait for it, use another --work-dir, or '
-                    f'delete {lock_path} if that process is gone')
-            print_log(f'removing the stale lock {lock_path} of a training that is gone '
-                      f'({owner})', logger='current', level=logging.WARNING)
-            os.remove(lock_path)
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        json.dump(me, f)
+        os.close(fd)
+        # Held by a live process, which may not have written its name over a
+        # stale owner's yet.
+        if owner is not None and (owner['host'] != me['host'] or
+                                  _process_alive(owner['pid'])) or time.time() > deadline:
+            raise RuntimeError(_in_use_message(work_dir, lock_path, owner))
+        time.sleep(0.05)
+    try:
+        if owner is not None and owner['pid'] != me['pid'] and (
+                owner['host'] != me['host'] or _process_alive(owner['pid'])):
+            raise RuntimeError(_in_use_message(work_dir, lock_path, owner))
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(me).encode('utf-8'))
+        if text:
+            what = (f'of a training that is gone ({owner})' if owner is not None else
+                    f'that names no training (content {text[:80]!r})')
+            print_log(f'took over the stale lock {lock_path} {what}', logger='current',
+                      level=logging.WARNING)
+    except BaseException:
+        os.close(fd)
+        raise
     try:
         yield
     finally:
-        if (_lock_owner(lock_path) or {}).get('pid') == me['pid']:
-            os.remove(lock_path)
+        try:
+            os.remove(lock_path)  # still ours: we hold the flock of this very file
+        finally:
+            os.close(fd)
 
 
 def check_checkpoint_file(path):

@@ -7,11 +7,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from mmdyt.engine import work_dir
 from mmdyt.engine.distributed import first_slurm_host
 from mmdyt.engine.work_dir import find_resume_checkpoint, work_dir_lock
 import train_runs
@@ -124,3 +126,88 @@ def test_scontrol_gets_the_node_list_as_one_argument(tmp_path, monkeypatch):
     monkeypatch.setenv('PATH', str(tmp_path / 'empty'))
     with pytest.raises(RuntimeError, match='needs `scontrol` on PATH'):
         first_slurm_host('node1')
+
+
+#: One racer: loads work_dir.py alone (no torch import), waits for ``go``,
+#: takes the lock; the winner writes 'won' and holds it until the others
+#: have answered, a loser writes 'lost: <error>'.
+RACER = '''
+import importlib.util, os, sys, time
+spec = importlib.util.spec_from_file_location('work_dir', sys.argv[1])
+work_dir = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(work_dir)
+root, go, out, count = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+while not os.path.exists(go):
+    time.sleep(0.001)
+def answers():
+    return len([n for n in os.listdir(os.path.dirname(out)) if n.startswith('answer')])
+try:
+    with work_dir.work_dir_lock(root):
+        with open(out, 'w') as f:
+            f.write('won')
+        deadline = time.time() + 20
+        while answers() < count and time.time() < deadline:
+            time.sleep(0.01)
+except RuntimeError as error:
+    with open(out, 'w') as f:
+        f.write('lost: ' + str(error))
+'''
+
+
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    return proc.pid
+
+
+def test_racing_for_a_stale_lock_one_process_wins(tmp_path):
+    """Processes that all find the same stale lock: exactly one takes it
+    over, the others stop naming the winner (several rounds)."""
+    module = Path(__file__).resolve().parents[2] / 'mmdyt' / 'engine' / 'work_dir.py'
+    script = tmp_path / 'racer.py'
+    script.write_text(RACER)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    count = 6
+    for round_ in range(4):
+        root = tmp_path / f'round{round_}'
+        root.mkdir()
+        (root / '.train.lock').write_text(json.dumps(dict(
+            pid=dead_pid(), host=socket.gethostname(), command='gone', started='then')))
+        answers = tmp_path / f'answers{round_}'
+        answers.mkdir()
+        go = tmp_path / f'go{round_}'
+        procs = [subprocess.Popen([sys.executable, str(script), str(module), str(root), str(go),
+                                   str(answers / f'answer{i}'), str(count)], env=env)
+                 for i in range(count)]
+        time.sleep(1.0)  # let them all reach the start line
+        go.touch()
+        for proc in procs:
+            assert proc.wait(timeout=60) == 0
+        results = [(answers / f'answer{i}').read_text() for i in range(count)]
+        winners = [i for i, text in enumerate(results) if text == 'won']
+        assert len(winners) == 1, results
+        winner_pid = procs[winners[0]].pid
+        for text in results:
+            assert text == 'won' or (text.startswith('lost: ') and f'pid {winner_pid}' in text), \
+                results
+        assert not (root / '.train.lock').exists()
+
+
+@pytest.mark.parametrize('content', [
+    b'{"pid": "abc", "host": "HOST"}', b'null', b'[1, 2]', b'', b'\x80\x81\xfe\x00garbage',
+    b'{"pid": -1, "host": "HOST"}', b'{"pid": 0}', b'{"pid": true, "host": "HOST"}', b'{"pid'])
+def test_a_corrupt_lock_is_taken_over_with_a_warning(tmp_path, content, monkeypatch):
+    """A lock file that names no training (no process holds it): taken
+    over, the warning quoting what it held; never a traceback."""
+    logged = []
+    monkeypatch.setattr(work_dir, 'print_log', lambda msg, **kwargs: logged.append(msg))
+    lock = tmp_path / '.train.lock'
+    lock.write_bytes(content.replace(b'HOST', socket.gethostname().encode()))
+    with work_dir_lock(str(tmp_path)):
+        assert json.loads(lock.read_text())['pid'] == os.getpid()
+    assert not lock.exists()
+    if content:
+        assert len(logged) == 1 and logged[0].startswith(f'took over the stale lock {lock} '
+                                                         'that names no training (content ')
+    else:
+        assert logged == []
