@@ -199,7 +199,8 @@ def read_annotation_list(path: str,
 
     Blank lines and lines starting with ``#`` are skipped. The path may
     contain spaces (the label is the last field). The file is UTF-8; a
-    leading byte-order mark (Windows editors) is skipped.
+    leading byte-order mark (Windows editors) is skipped. Lines end in LF,
+    CR LF or CR (old Mac), mixed too.
 
     Returns:
         list of ``(relative_path, label, line_number)``.
@@ -213,23 +214,26 @@ def read_annotation_list(path: str,
     require_file(path, 'split file')
     items = []
     with open(path, 'rb') as f:
-        for lineno, raw in enumerate(f, 1):
-            if lineno == 1 and raw.startswith(UTF8_BOM):
-                raw = raw[len(UTF8_BOM):]
-            try:
-                line = raw.decode('utf-8').strip()
-            except UnicodeDecodeError as error:
-                raise ValueError(f'{path}:{lineno}: not UTF-8 text (byte '
-                                 f'{raw[error.start]:#04x} at column {error.start + 1}); '
-                                 're-save the file as UTF-8') from None
-            if not line or line.startswith('#'):
-                continue
-            parts = line.rsplit(maxsplit=1)
-            if len(parts) != 2:
-                raise ValueError(f"{path}:{lineno}: malformed line {line!r}, "
-                                 "expected 'relative/path label'")
-            label = parse_label(parts[1], num_classes, f'{path}:{lineno}')
-            items.append((parts[0], label, lineno))
+        data = f.read()
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM):]
+    # bytes.splitlines: LF, CR LF and CR (old Mac) alike, as text mode's
+    # universal newlines (iterating a binary file splits at LF only)
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode('utf-8').strip()
+        except UnicodeDecodeError as error:
+            raise ValueError(f'{path}:{lineno}: not UTF-8 text (byte '
+                             f'{raw[error.start]:#04x} at column {error.start + 1}); '
+                             're-save the file as UTF-8') from None
+        if not line or line.startswith('#'):
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2:
+            raise ValueError(f"{path}:{lineno}: malformed line {line!r}, "
+                             "expected 'relative/path label'")
+        label = parse_label(parts[1], num_classes, f'{path}:{lineno}')
+        items.append((parts[0], label, lineno))
     if not items:
         raise ValueError(f'{path}: empty split (no `relative/path label` '
                          'lines)')

@@ -61,3 +61,27 @@ def test_non_utf8_annotation_names_file_and_line(tmp_path, task):
     split.write_bytes(b'\n'.join(lines) + b'\n')
     with pytest.raises(ValueError, match=rf'{split}:4: not UTF-8 text \(byte 0xe4 at column 3\)'):
         train_runs.train_on_task(tmp_path, task)
+
+
+@pytest.mark.parametrize('endings', [['\n'], ['\r\n'], ['\r'], ['\r', '\r\n', '\n']],
+                         ids=['LF', 'CRLF', 'CR', 'mixed'])
+@pytest.mark.parametrize('bom', [b'', b'\xef\xbb\xbf'], ids=['', 'BOM'])
+@pytest.mark.parametrize('final', [True, False], ids=['', 'no-final-newline'])
+def test_annotation_list_reads_with_any_line_endings(task, endings, bom, final):
+    """Old Mac (CR), Windows (CR LF), Unix (LF) and mixed line endings give
+    the same entries and line numbers; a bad label is named at its line."""
+    split = task / 'train800val200.txt'
+    expected = read_annotation_list(str(split), 4)
+    lines = ['# a comment'] + split.read_text().splitlines()
+
+    def write(lines):
+        text = ''.join(line + endings[i % len(endings)] for i, line in enumerate(lines))
+        split.write_bytes(bom + (text if final else text.rstrip('\r\n')).encode())
+
+    write(lines)
+    assert read_annotation_list(str(split), 4) == [(rel, label, lineno + 1)
+                                                   for rel, label, lineno in expected]
+    lines[3] = lines[3].rsplit(maxsplit=1)[0] + ' 9'
+    write(lines)
+    with pytest.raises(ValueError, match=rf'{split}:4: label 9 outside \[0, 4\)'):
+        read_annotation_list(str(split), 4)
