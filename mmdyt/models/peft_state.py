@@ -108,7 +108,9 @@ def install_peft_state(model: nn.Module, base_checkpoint, load_base):
     A tuned-only state dict records the base's name and the fingerprint of
     the frozen weights (:func:`weights_fingerprint`). On load, the model's
     own ``base_checkpoint()`` (the config's ``pretrained``) wins over the
-    recorded name; the log says which file was used.
+    recorded name; the log says which file was used. A tuned-only state dict
+    without a fingerprint (older checkpoints) loads with a warning naming the
+    base it is loaded over and the recorded one: nothing can be checked.
 
     Raises (at load time):
         ValueError: the state dict lacks trainable weights or has foreign
@@ -148,6 +150,16 @@ def install_peft_state(model: nn.Module, base_checkpoint, load_base):
             + (f' (the checkpoint was trained on {recorded})' if recorded != base else ''))
         load_base(base)
         expected = local_metadata.get(PEFT_FINGERPRINT_KEY)
+        if expected is None:
+            MMLogger.get_current_instance().warning(
+                f'the tuned-only checkpoint records no fingerprint of its base weights '
+                f'({PEFT_FINGERPRINT_KEY}; written before mmdyt recorded one, or edited): '
+                f'its frozen weights are loaded from {base} ('
+                + (f'the checkpoint names {recorded} as its base' if recorded else
+                   'the checkpoint names no base')
+                + f') unchecked; if {base} is not the base it was trained on, the model '
+                'predicts wrongly. Save the checkpoint again from a run on its base to '
+                'record one')
         found = expected and weights_fingerprint(module, missing)
         if expected is not None and found != expected:
             raise ValueError(

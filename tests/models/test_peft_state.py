@@ -1,6 +1,7 @@
 """The PEFT state of a model (:mod:`mmdyt.models.peft_state`): a checkpoint
 that lacks trainable weights or has keys the model lacks is an error, and a
 tuned state dict loads on its own base weights only."""
+import logging
 import re
 
 import pytest
@@ -61,3 +62,37 @@ def test_state_dict_is_refused_on_other_base_weights(tmp_path):
         tiny_classifier().load_state_dict(state)
     with pytest.raises(ValueError, match=rf'the base weights in {base} differ'):
         tiny_classifier(backbone=dict(pretrained=str(base))).load_state_dict(state)
+
+
+def test_state_dict_without_fingerprint_warns_naming_the_base(tmp_path):
+    """A tuned-only state dict that records no fingerprint of its base
+    weights (written before fingerprints, or edited) cannot be checked
+    against the base it is loaded over: a warning names both."""
+    from mmengine.logging import MMLogger
+
+    from mmdyt.models.peft_state import PEFT_FINGERPRINT_KEY, PEFT_METADATA_KEY
+    torch.manual_seed(0)
+    base, other = tmp_path / 'base.pth', tmp_path / 'other.pth'
+    torch.save(tiny_vit(num_layers=3, dispatch=None, adapter_dim=None).state_dict(), base)
+    torch.save(tiny_vit(num_layers=3, dispatch=None, adapter_dim=None).state_dict(), other)
+    model = tiny_classifier(backbone=dict(pretrained=str(base)))
+    model.init_weights()
+    randomize_trainable(model)
+    state = model.state_dict()
+    assert state._metadata[''][PEFT_METADATA_KEY] == str(base)
+    del state._metadata[''][PEFT_FINGERPRINT_KEY]
+
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        tiny_classifier(backbone=dict(pretrained=str(other))).load_state_dict(state)
+    finally:
+        logger.removeHandler(handler)
+    messages = [record.getMessage() for record in records]
+    assert len(messages) == 1, messages
+    assert re.search(rf'records no fingerprint of its base weights \({PEFT_FINGERPRINT_KEY};'
+                     rf'.*loaded from {other} \(the checkpoint names {base} as its base\) '
+                     'unchecked', messages[0]), messages[0]
