@@ -4,12 +4,15 @@
 Each fix of :data:`FIXES` declares the upstream versions it targets, read
 from the installed distributions' metadata without importing them; outside
 them it is skipped, and inside them it is still a no-op where its upstream
-problem is absent. Applied fixes are logged once at INFO level on the
-``mmdyt`` logger and listed by :func:`applied_fixes`; skipped ones are logged
-at DEBUG level and listed by :func:`skipped_fixes`. A fix can be skipped by
-name, through the ``skip`` argument or the comma-separated
-``MMDYT_COMPAT_SKIP`` environment variable (used by the tests to show the
-problem each fix solves). See ``docs/compat.md``.
+problem is absent. A fix of a toolbox (``Fix.after_import``) is applied right
+after the module it patches is first imported (at once if it already is),
+through a ``sys.meta_path`` hook, so that ``import mmdyt`` imports no toolbox;
+until then it is listed by :func:`pending_fixes`. Applied fixes are logged once
+at INFO level on the ``mmdyt`` logger and listed by :func:`applied_fixes`;
+skipped ones are logged at DEBUG level and listed by :func:`skipped_fixes`. A
+fix can be skipped by name, through the ``skip`` argument or the
+comma-separated ``MMDYT_COMPAT_SKIP`` environment variable (used by the tests
+to show the problem each fix solves). See ``docs/compat.md``.
 """
 import ast
 import functools
@@ -21,7 +24,7 @@ import os
 import os.path as osp
 import sys
 import types
-from typing import Callable, Dict, NamedTuple, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 from packaging.specifiers import SpecifierSet
 
@@ -34,6 +37,7 @@ MMCV_FULL_HINT = ('needs the compiled ops of full mmcv, but mmcv-lite is '
 logger = logging.getLogger('mmdyt')
 _applied = {}
 _skipped = {}
+_pending = {}
 
 
 def _placeholder(name, message):
@@ -269,23 +273,27 @@ class Fix(NamedTuple):
 
     ``targets`` maps alternative distribution names (the first installed one
     counts) to the version specifier it must satisfy; all must hold.
-    ``apply()`` returns whether it patched anything.
+    ``apply()`` returns whether it patched anything. ``after_import`` names
+    the module whose first import the fix waits for (None: applied at once).
     """
 
     apply: Callable[[], bool]
     targets: Dict[Tuple[str, ...], str]
     reason: str
+    after_import: Optional[str] = None
 
 
 FIXES = {
     'mmcv_ops': Fix(
         fix_mmcv_ops, {('mmcv-lite', 'mmcv'): '>=2.0,<2.2'},
         'mmseg 1.2.2 imports mmcv.ops, which needs the compiled mmcv._ext '
-        'that mmcv-lite lacks (open-mmlab/mmsegmentation#871, #3563)'),
+        'that mmcv-lite lacks (open-mmlab/mmsegmentation#871, #3563)',
+        after_import='mmseg'),  # mmseg/__init__.py does not import mmcv.ops, its modules do
     'mmaction_drn': Fix(
         fix_mmaction_drn, {('mmaction2',): '==1.2.0'},
         'the mmaction2 1.2.0 wheel lacks mmaction/models/localizers/drn '
-        '(open-mmlab/mmaction2#2714)'),
+        '(open-mmlab/mmaction2#2714)',
+        after_import='mmaction'),  # before mmaction.models
     'checkpoint_safe_globals': Fix(
         fix_checkpoint_safe_globals,
         {('mmengine', 'mmengine-lite'): '<=0.10.7', ('torch',): '>=2.6'},
@@ -294,7 +302,8 @@ FIXES = {
     'mmpretrain_image_errors': Fix(
         fix_mmpretrain_image_errors, {('mmpretrain',): '>=1.0,<=1.2.0'},
         "mmpretrain's datasets fail on an empty image inside OpenCV and on an "
-        "undecodable one with mmcv's assert, without the file:line of the list"),
+        "undecodable one with mmcv's assert, without the file:line of the list",
+        after_import='mmpretrain.datasets'),
 }
 
 
@@ -334,10 +343,100 @@ def skipped_fixes():
     return dict(_skipped)
 
 
+def pending_fixes():
+    """``{name: module}`` of the fixes in range that wait for the first import of ``module``."""
+    return dict(_pending)
+
+
+class _HookedLoader:
+    """The loader of a module with a hook: runs ``after(module)`` once the
+    real ``loader`` has executed it. The module's ``__loader__`` and
+    ``__spec__.loader`` are the real loader."""
+
+    def __init__(self, loader, after):
+        self.loader = loader
+        self.after = after
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        if getattr(module, '__loader__', None) is self:
+            module.__loader__ = self.loader
+        spec = getattr(module, '__spec__', None)
+        if spec is not None and spec.loader is self:
+            spec.loader = self.loader
+        self.loader.exec_module(module)
+        self.after(module)
+
+
+class _PostImportHooks:
+    """A ``sys.meta_path`` finder that runs callbacks right after a module is
+    first imported (the fixes of :data:`FIXES` with ``after_import``). It
+    finds nothing itself: it wraps the loader of the spec the other finders
+    return, only for a module with a pending callback, and leaves
+    ``sys.meta_path`` when none is left."""
+
+    def __init__(self):
+        self.callbacks = {}
+
+    def add(self, module, callback):
+        """Run ``callback()`` right after ``module`` is first imported."""
+        self.callbacks.setdefault(module, []).append(callback)
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.callbacks:
+            return None
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, 'find_spec', None) if finder is not self else None
+            spec = find_spec(fullname, path, target) if find_spec is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, 'exec_module'):
+            return None
+        spec.loader = _HookedLoader(spec.loader, self._run)
+        return spec
+
+    def _run(self, module):
+        callbacks = self.callbacks.pop(module.__name__, [])
+        if not self.callbacks and self in sys.meta_path:
+            sys.meta_path.remove(self)
+        for callback in callbacks:
+            callback()
+
+
+_hooks = _PostImportHooks()
+
+
+def _apply(name, versions):
+    """Apply fix ``name`` (in range, not skipped), record and log the outcome."""
+    _pending.pop(name, None)
+    if name in _applied or name in _skipped:
+        return
+    fix = FIXES[name]
+    if fix.apply():
+        _applied[name] = dict(versions=versions, reason=fix.reason)
+        found = ', '.join(f'{d} {v}' for d, v in versions.items())
+        logger.info('mmdyt compat fix %s applied for %s: %s', name, found, fix.reason)
+    else:
+        _skip(name, 'its upstream problem is absent')
+
+
+def _skip(name, why_not):
+    _skipped[name] = why_not
+    logger.debug('mmdyt compat fix %s skipped: %s', name, why_not)
+
+
 def apply_compat_fixes(skip=()):
     """Apply every fix of :data:`FIXES` that targets the installed versions, once.
 
-    Idempotent: a fix is checked, and its outcome logged, only once.
+    A fix with ``after_import`` is applied right after that module is first
+    imported (at once if it already is): until then it is pending. Idempotent:
+    a fix is checked, and its outcome logged, only once.
 
     Args:
         skip (Iterable[str]): names of fixes not to apply, added to those in
@@ -348,15 +447,15 @@ def apply_compat_fixes(skip=()):
     if unknown:
         raise KeyError(f'unknown compat fixes {sorted(unknown)}; known: {sorted(FIXES)}')
     for name, fix in FIXES.items():
-        if name in excluded or name in _applied or name in _skipped:
+        if name in excluded or name in _applied or name in _skipped or name in _pending:
             continue
         versions, why_not = check_targets(fix)
-        if why_not is None and not fix.apply():
-            why_not = 'its upstream problem is absent'
-        if why_not is None:
-            _applied[name] = dict(versions=versions, reason=fix.reason)
-            found = ', '.join(f'{d} {v}' for d, v in versions.items())
-            logger.info('mmdyt compat fix %s applied for %s: %s', name, found, fix.reason)
+        if why_not is not None:
+            _skip(name, why_not)
+        elif fix.after_import is None or fix.after_import in sys.modules:
+            _apply(name, versions)
         else:
-            _skipped[name] = why_not
-            logger.debug('mmdyt compat fix %s skipped: %s', name, why_not)
+            _pending[name] = fix.after_import
+            _hooks.add(fix.after_import, functools.partial(_apply, name, versions))
+            logger.debug('mmdyt compat fix %s waits for the import of %s', name,
+                         fix.after_import)

@@ -1,4 +1,5 @@
 """Tests of :mod:`mmdyt.compat`: each fix solves its upstream problem."""
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -6,6 +7,7 @@ import logging
 import os
 import os.path as osp
 import pickle
+import re
 import subprocess
 import sys
 
@@ -41,7 +43,8 @@ def with_fix(fix, code):
 def test_apply_is_idempotent_and_checks_names():
     compat.apply_compat_fixes()
     compat.apply_compat_fixes()
-    assert set(compat.applied_fixes()) | set(compat.skipped_fixes()) == set(compat.FIXES)
+    outcomes = [compat.applied_fixes(), compat.skipped_fixes(), compat.pending_fixes()]
+    assert sorted(name for outcome in outcomes for name in outcome) == sorted(compat.FIXES)
     with pytest.raises(KeyError, match='no_such_fix'):
         compat.apply_compat_fixes(skip=['no_such_fix'])
 
@@ -86,6 +89,7 @@ def test_fix_targets(monkeypatch, name, versions, in_range):
 def test_newer_versions_are_skipped_and_logged(monkeypatch, caplog):
     monkeypatch.setattr(compat, '_applied', {})
     monkeypatch.setattr(compat, '_skipped', {})
+    monkeypatch.setattr(compat, '_pending', {})
     fake_versions(monkeypatch, mmcv_lite='2.2.0', mmaction2='1.2.1', mmengine='0.10.8',
                   torch='2.12.1', mmpretrain='1.3.0')
     caplog.set_level(logging.DEBUG, logger='mmdyt')
@@ -104,28 +108,43 @@ def test_newer_versions_are_skipped_and_logged(monkeypatch, caplog):
 
 
 def test_fix_without_its_problem_is_skipped(monkeypatch):
+    importlib.import_module('mmseg')  # what mmcv_ops waits for: it applies at once, if at all
     monkeypatch.setattr(compat, '_applied', {})
     monkeypatch.setattr(compat, '_skipped', {})
+    monkeypatch.setattr(compat, '_pending', {})
     fake_versions(monkeypatch, mmcv_lite='2.1.0')
     compat.apply_compat_fixes(skip=['mmaction_drn', 'checkpoint_safe_globals',
                                     'mmpretrain_image_errors'])
     assert compat.skipped_fixes() == {'mmcv_ops': 'its upstream problem is absent'}
 
 
-def apply_in_subprocess(fake=None):
-    """Apply all fixes twice in a fresh interpreter, logging at DEBUG to stderr.
+#: What the fixes of the toolboxes wait for, imported as a config's modules would.
+IMPORT_TOOLBOXES = '''
+import importlib.util
+for module in ('mmseg.models', 'mmaction.models', 'mmpretrain.datasets'):
+    if importlib.util.find_spec(module.split('.')[0]) is not None:
+        importlib.import_module(module)
+'''
+
+
+def apply_in_subprocess(fake=None, then=''):
+    """Apply all fixes twice in a fresh interpreter, logging at DEBUG to stderr,
+    then run ``then`` (e.g. :data:`IMPORT_TOOLBOXES`).
 
     ``fake`` replaces the installed versions. Returns the process and its
-    JSON report: applied and skipped fixes, and which packages were imported.
+    JSON report: applied, skipped and pending fixes, and which packages were
+    imported.
     """
     code = LOAD_COMPAT + (f'compat.dist_version = {fake!r}.get\n' if fake else '') + '''
 import json, logging, sys
 logging.basicConfig(level=logging.DEBUG, format='%(name)s %(levelname)s %(message)s')
 compat.apply_compat_fixes()
 compat.apply_compat_fixes()
+''' + then + '''
 print(json.dumps(dict(applied=compat.applied_fixes(), skipped=compat.skipped_fixes(),
-                      imported=[m for m in ('mmcv', 'mmaction', 'mmengine', 'mmpretrain', 'torch')
-                                if m in sys.modules])))
+                      pending=compat.pending_fixes(),
+                      imported=[m for m in ('mmcv', 'mmaction', 'mmengine', 'mmpretrain', 'mmseg',
+                                            'torch') if m in sys.modules])))
 '''
     proc = run_python(code, MMDYT_COMPAT_SKIP='')
     assert proc.returncode == 0, proc.stderr
@@ -143,7 +162,8 @@ def test_out_of_range_fixes_import_nothing():
 
 
 def test_applied_fixes_report_versions_and_log_once():
-    proc, report = apply_in_subprocess()
+    proc, report = apply_in_subprocess(then=IMPORT_TOOLBOXES)
+    assert report['pending'] == {}
     version = importlib.metadata.version
     expected = {
         'checkpoint_safe_globals': {'mmengine': version('mmengine'), 'torch': version('torch')},
@@ -159,7 +179,43 @@ def test_applied_fixes_report_versions_and_log_once():
         reason = compat.FIXES[name].reason
         line = f'mmdyt INFO mmdyt compat fix {name} applied for {found}: {reason}'
         assert proc.stderr.count(line) == 1, proc.stderr
-    assert proc.stderr.count('compat fix') == len(compat.FIXES)
+    outcomes = re.findall(r'compat fix \w+ (?:applied|skipped)', proc.stderr)
+    assert sorted(outcomes) == sorted(set(outcomes)) and len(outcomes) == len(compat.FIXES)
+
+
+def test_toolbox_fixes_wait_for_their_toolbox():
+    """Applying imports no toolbox: a fix of a toolbox waits for the import
+    of what it patches, then applies right after it, before any module of
+    the toolbox that needs it (mmseg.models, mmaction.models)."""
+    proc, report = apply_in_subprocess()
+    assert not {'mmaction', 'mmpretrain', 'mmseg'} & set(report['imported'])
+    toolbox_fixes = {name: fix.after_import for name, fix in compat.FIXES.items()
+                     if fix.after_import}
+    assert toolbox_fixes == {'mmcv_ops': 'mmseg', 'mmaction_drn': 'mmaction',
+                             'mmpretrain_image_errors': 'mmpretrain.datasets'}
+    waiting = {name: module for name, module in toolbox_fixes.items()
+               if name not in report['skipped']}
+    assert report['pending'] == waiting
+    for name, module in waiting.items():
+        assert f'mmdyt compat fix {name} waits for the import of {module}' in proc.stderr
+
+
+def test_hooks_keep_the_real_loader_and_leave_meta_path():
+    report = json.loads(run_python('''
+import json, sys
+import mmdyt
+from mmdyt import compat
+hooked = compat._hooks in sys.meta_path
+import mmseg.models, mmaction.models, mmpretrain.datasets
+print(json.dumps(dict(
+    hooked=hooked, left=compat._hooks in sys.meta_path, pending=compat.pending_fixes(),
+    loaders=sorted({type(sys.modules[m].__loader__).__name__
+                    for m in ('mmseg', 'mmaction', 'mmpretrain.datasets')} |
+                   {type(sys.modules[m].__spec__.loader).__name__
+                    for m in ('mmseg', 'mmaction', 'mmpretrain.datasets')}))))
+''', MMDYT_COMPAT_SKIP='').stdout.splitlines()[-1])
+    assert report['pending'] == {} and not report['left']
+    assert report['loaders'] == ['SourceFileLoader']
 
 
 def test_import_is_quiet():
@@ -200,6 +256,7 @@ def test_mmcv_ops_fix_makes_mmseg_import():
 
 
 def test_mmcv_ops_fix_is_noop_with_full_mmcv():
+    importlib.import_module('mmseg')  # what the fix waits for
     import mmcv.ops
     assert isinstance(mmcv.ops, compat._MmcvOpsStandIn) == MMCV_LITE
     compat.fix_mmcv_ops()

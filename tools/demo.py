@@ -44,18 +44,6 @@ import statistics
 import time
 import traceback
 
-import numpy as np
-import torch
-from mmengine.config import Config
-from mmengine.logging import MMLogger
-from mmengine.runner import find_latest_checkpoint
-
-import mmdyt  # noqa: F401
-from mmdyt.analysis import build_model, count_parameters, load_config, summarize, time_interleaved
-from mmdyt.datasets.idx import IDX_SPLIT_FILES, find_split_file
-from mmdyt.deploy import fuse_for_cpu
-from mmdyt.models.backbones.checkpoint import read_checkpoint
-
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
 PRETRAIN_CONFIG = 'pretrain_vit-6x96-p4_fashion-mnist-seen5.py'
@@ -125,8 +113,9 @@ def parse_args(argv=None):
     parser.add_argument('--quick', action='store_true',
                         help='a few iterations on data subsets (checks the pipeline; '
                         'the numbers mean nothing)')
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
-                        help='CPU threads of the img/s measurement')
+    parser.add_argument('--threads', type=int,
+                        help="CPU threads of the img/s measurement (default: torch's, the "
+                        'number of cores)')
     parser.add_argument('--fuse-cpu', action='store_true',
                         help='time every model after mmdyt.deploy.fuse_for_cpu (oneDNN '
                         'kernels where they work here); default: PyTorch\'s own kernels')
@@ -136,7 +125,27 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds must be distinct, got {args.seeds}')
+    if args.threads is None:
+        import torch
+        args.threads = torch.get_num_threads()
     return args
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before the heavy imports below
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+from mmengine.runner import find_latest_checkpoint  # noqa: E402
+
+import mmdyt  # noqa: E402,F401
+from mmdyt.analysis import (build_model, count_parameters, load_config, summarize,  # noqa: E402
+                            time_interleaved)
+from mmdyt.datasets.idx import IDX_SPLIT_FILES, find_split_file  # noqa: E402
+from mmdyt.deploy import fuse_for_cpu  # noqa: E402
+from mmdyt.models.backbones.checkpoint import read_checkpoint  # noqa: E402
 
 
 def check_fashion_mnist(root):

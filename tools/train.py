@@ -1,18 +1,33 @@
 """Train a model from an mmpretrain, mmseg or mmaction2 config.
 
-The config's ``default_scope`` picks the toolbox. ``import mmdyt`` comes
-before anything imports a toolbox (mmengine and torch do not), so that its
-compatibility fixes and modules are in place.
+The config's ``default_scope`` picks the toolbox. The arguments are parsed,
+and the config path checked, before anything heavy is imported (torch, the
+runner, mmdyt), so ``--help`` and a typo answer at once. ``import mmdyt``
+comes before anything imports a toolbox, so that its compatibility fixes are
+in place.
 """
 import argparse
+import importlib
+import importlib.util
+import os.path as osp
+import sys
 
-from mmengine.config import Config
 
-import mmdyt  # noqa: F401
-from mmdyt.engine.cli import add_common_args, apply_common_args, parse_with_local_rank
-from mmdyt.engine.distributed import exit_cpu_distributed
-from mmdyt.engine.runner import build_runner
-from mmdyt.engine.work_dir import work_dir_lock
+def load_cli():
+    """:mod:`mmdyt.engine.cli`, the flags train.py and test.py share. It imports
+    only argparse, os and mmengine.config; unless mmdyt is imported already, it
+    is loaded from its file, since ``import mmdyt.engine.cli`` would run
+    ``mmdyt/__init__.py``, which imports torch and registers the models."""
+    if 'mmdyt' in sys.modules:
+        return importlib.import_module('mmdyt.engine.cli')
+    package = importlib.util.find_spec('mmdyt')
+    if package is None:
+        raise ImportError('mmdyt is not installed: pip install -e . in the repository')
+    spec = importlib.util.spec_from_file_location(
+        'mmdyt_cli', osp.join(package.submodule_search_locations[0], 'engine', 'cli.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
 
 
 def parse_args(argv=None):
@@ -38,7 +53,11 @@ def parse_args(argv=None):
         '--auto-scale-lr',
         action='store_true',
         help='scale the learning rate by the actual over the base batch size')
-    return parse_with_local_rank(add_common_args(parser), argv)
+    cli = load_cli()
+    args = cli.parse_with_local_rank(cli.add_common_args(parser), argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
+    return args
 
 
 def merge_args(cfg, args):
@@ -61,11 +80,17 @@ def merge_args(cfg, args):
             raise ValueError('--auto-scale-lr needs `auto_scale_lr.base_batch_size` '
                              'in the config')
         cfg.auto_scale_lr.enable = True
-    return apply_common_args(cfg, args)
+    return load_cli().apply_common_args(cfg, args)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmengine.config import Config
+
+    import mmdyt  # noqa: F401 - before any toolbox: compatibility fixes, registries
+    from mmdyt.engine.distributed import exit_cpu_distributed
+    from mmdyt.engine.runner import build_runner
+    from mmdyt.engine.work_dir import work_dir_lock
     cfg = merge_args(Config.fromfile(args.config), args)
     with work_dir_lock(cfg.work_dir):
         build_runner(cfg).train()

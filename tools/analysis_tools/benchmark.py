@@ -62,25 +62,12 @@ import queue as queue_module
 import statistics
 import tempfile
 
-import torch
 from mmengine.config import DictAction
 
-import mmdyt  # noqa: F401
-from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate, linear_kernel_times,
-                            load_config, measure_flops, summarize, time_interleaved,
-                            training_step_cost)
-from mmdyt.analysis.baselines import dense_flops
-from mmdyt.analysis.builder import input_shape
-from mmdyt.analysis.timing import compare_speed
-from mmdyt.deploy import fuse_for_cpu
-from mmdyt.deploy.runtime import RUNTIMES, InferenceRuntime
-from mmdyt.models.backbones import FrameDyTVisionTransformer
-from mmdyt.models.petl import merge_petl
-from mmdyt.models.task_model import backbone_inputs, find_dyt_backbone
-
-DTYPES = dict(float32=torch.float32, bfloat16=torch.bfloat16)
-DENSE_BACKBONE = {'model.backbone.dispatch': None, 'model.backbone.adapter_dim': None}
-FULL_TUNING = {**DENSE_BACKBONE, 'model.backbone.freeze_pretrained': False}
+#: the choices of --dtype and --runtime (the latter mmdyt.deploy.runtime.RUNTIMES; they are
+#: here so that --help and argument errors come before torch is imported)
+DTYPE_CHOICES = ('float32', 'bfloat16')
+RUNTIME_CHOICES = ('pytorch', 'onnxruntime')
 
 
 def parse_args(argv=None):
@@ -96,16 +83,16 @@ def parse_args(argv=None):
                         help='one sample of the input, e.g. 3 224 224 (default: the '
                         "backbone's img_size with 3 channels)")
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--dtype', default='float32', choices=list(DTYPES))
+    parser.add_argument('--dtype', default='float32', choices=DTYPE_CHOICES)
     parser.add_argument('--repeats', type=int, default=5, help='timed repeats')
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs per model')
     parser.add_argument('--iters', type=int, default=1, help='forwards per repeat')
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
-                        help='torch.set_num_threads')
+    parser.add_argument('--threads', type=int,
+                        help="torch.set_num_threads (default: torch's, the number of cores)")
     parser.add_argument('--force-rate', type=float,
                         help='set the gates so that this fraction of the patch tokens '
                         'is active in every layer (e.g. 0.5 or 1.0)')
-    parser.add_argument('--runtime', default='pytorch', choices=list(RUNTIMES),
+    parser.add_argument('--runtime', default='pytorch', choices=RUNTIME_CHOICES,
                         help='run both models in PyTorch or export both to ONNX (skipping '
                         'kept) and run them in ONNX Runtime with the same session options')
     parser.add_argument('--compile', action='store_true',
@@ -136,10 +123,38 @@ def parse_args(argv=None):
     if args.compare and (args.train or args.kernels or args.baseline):
         parser.error('--compare times inference against the dense baseline (no --train, '
                      '--kernels or --baseline)')
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
+    if args.threads is None:
+        import torch
+        args.threads = torch.get_num_threads()
     if args.batch_size is None:
         args.batch_size = ([16] if not args.compare else
                            [1, 4, 16, 64, 128] if args.device == 'cuda' else [1, 4, 16])
     return args
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before the heavy imports below
+
+import torch  # noqa: E402
+
+import mmdyt  # noqa: E402,F401
+from mmdyt.analysis import (build_model, dense_baseline, force_activation_rate,  # noqa: E402
+                            linear_kernel_times, load_config, measure_flops, summarize,
+                            time_interleaved, training_step_cost)
+from mmdyt.analysis.baselines import dense_flops  # noqa: E402
+from mmdyt.analysis.builder import input_shape  # noqa: E402
+from mmdyt.analysis.timing import compare_speed  # noqa: E402
+from mmdyt.deploy import fuse_for_cpu  # noqa: E402
+from mmdyt.deploy.runtime import InferenceRuntime  # noqa: E402
+from mmdyt.models.backbones import FrameDyTVisionTransformer  # noqa: E402
+from mmdyt.models.petl import merge_petl  # noqa: E402
+from mmdyt.models.task_model import backbone_inputs, find_dyt_backbone  # noqa: E402
+
+DTYPES = {name: getattr(torch, name) for name in DTYPE_CHOICES}
+DENSE_BACKBONE = {'model.backbone.dispatch': None, 'model.backbone.adapter_dim': None}
+FULL_TUNING = {**DENSE_BACKBONE, 'model.backbone.freeze_pretrained': False}
 
 
 def task_of(model):

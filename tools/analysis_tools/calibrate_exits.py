@@ -18,13 +18,10 @@ import argparse
 import os.path as osp
 
 from mmengine.config import DictAction
-from mmengine.runner import Runner
 
-import mmdyt  # noqa: F401
-from mmdyt.analysis import build_model, load_config
-from mmdyt.engine.exit_calibration import (CALIBRATION_MODES, calibrate_model_exits,
-                                           format_exit_table)
-from mmdyt.models.petl import merge_petl
+#: the choices of --mode: mmdyt.engine.exit_calibration.CALIBRATION_MODES, here so that
+#: --help and argument errors come before torch is imported
+CALIBRATION_MODES = ('per_exit', 'shared')
 
 
 def parse_args(argv=None):
@@ -40,11 +37,20 @@ def parse_args(argv=None):
                         help='measure with LoRA / RepAdapter unmerged')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, xxx=yyy pairs (e.g. the VTAB task)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmengine.runner import Runner
+
+    import mmdyt  # noqa: F401
+    from mmdyt.analysis import build_model, load_config
+    from mmdyt.engine.exit_calibration import calibrate_model_exits, format_exit_table
+    from mmdyt.models.petl import merge_petl
     cfg = load_config(args.config, args.cfg_options)
     model = build_model(cfg, args.checkpoint)
     if not hasattr(model, 'run_exits'):

@@ -18,18 +18,13 @@ Example::
 import argparse
 import copy
 import inspect
+import os.path as osp
 
-import torch
 from mmengine.config import DictAction
-from mmengine.registry import DATASETS
-from mmengine.runner import Runner
 
-import mmdyt  # noqa: F401
-from mmdyt.analysis import (build_model, count_parameters, force_activation_rate, load_config,
-                            measure_flops)
-from mmdyt.models.flops import FLOPS_CONVENTIONS, flops_convention
-from mmdyt.models.task_model import find_dyt_backbone
-from mmdyt.models.token_reduction import token_counts
+#: the choices of --convention: mmdyt.models.flops.FLOPS_CONVENTIONS, here so that --help
+#: and argument errors come before torch is imported
+FLOPS_CONVENTIONS = ('mmdyt', 'paper')
 
 
 def parse_args(argv=None):
@@ -51,7 +46,25 @@ def parse_args(argv=None):
                         'layers and patch embedding only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
+    return args
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before the heavy imports below
+
+import torch  # noqa: E402
+from mmengine.registry import DATASETS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import mmdyt  # noqa: E402,F401
+from mmdyt.analysis import (build_model, count_parameters, force_activation_rate,  # noqa: E402
+                            load_config, measure_flops)
+from mmdyt.models.flops import flops_convention  # noqa: E402
+from mmdyt.models.task_model import find_dyt_backbone  # noqa: E402
+from mmdyt.models.token_reduction import token_counts  # noqa: E402
 
 
 def test_batches(cfg, model, num_samples, batch_size):

@@ -25,16 +25,7 @@ import os.path as osp
 import tempfile
 from collections import defaultdict
 
-import torch
-from benchmark import default_baseline
 from mmengine.config import DictAction
-
-import mmdyt  # noqa: F401
-from mmdyt.analysis import build_model, force_activation_rate, load_config
-from mmdyt.analysis.builder import input_shape
-from mmdyt.deploy.onnx import OnnxRuntimeModel, with_gate_biases
-from mmdyt.deploy.runtime import InferenceRuntime
-from mmdyt.models.task_model import backbone_inputs, find_dyt_backbone
 
 #: Row label -> the ONNX / ORT op types it sums; the rest goes to 'other'.
 OP_GROUPS = {
@@ -79,7 +70,23 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.runs < 1 or args.batch_size < 1:
         parser.error('--runs and --batch-size must be >= 1')
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
     return args
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before the heavy imports below
+
+import torch  # noqa: E402
+from benchmark import default_baseline  # noqa: E402
+
+import mmdyt  # noqa: E402,F401
+from mmdyt.analysis import build_model, force_activation_rate, load_config  # noqa: E402
+from mmdyt.analysis.builder import input_shape  # noqa: E402
+from mmdyt.deploy.onnx import OnnxRuntimeModel, with_gate_biases  # noqa: E402
+from mmdyt.deploy.runtime import InferenceRuntime  # noqa: E402
+from mmdyt.models.task_model import backbone_inputs, find_dyt_backbone  # noqa: E402
 
 
 def aggregate_profile(events):

@@ -18,16 +18,9 @@ Example (the demo's Fashion-MNIST ViT, ``python tools/demo.py`` first)::
 """
 import argparse
 import copy
+import os.path as osp
 
-import torch
 from mmengine.config import DictAction
-from mmengine.runner import CheckpointLoader, Runner
-
-import mmdyt  # noqa: F401
-from mmdyt.analysis import build_model, load_config
-from mmdyt.analysis.timing import compare_speed
-from mmdyt.models.backbones.checkpoint import load_vit_checkpoint
-from mmdyt.models.task_model import find_dyt_backbone
 
 
 def parse_args(argv=None):
@@ -40,13 +33,32 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=64,
                         help='batch of the test forwards and of the timing')
     parser.add_argument('--repeats', type=int, default=5, help='timed repeats')
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--threads', type=int,
+                        help="torch.set_num_threads (default: torch's, the number of cores)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
     args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
+    if args.threads is None:
+        import torch
+        args.threads = torch.get_num_threads()
     if 0 not in args.r:
         args.r = [0] + args.r  # the dense reference of the ratios
     return args
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before the heavy imports below
+
+import torch  # noqa: E402
+from mmengine.runner import CheckpointLoader, Runner  # noqa: E402
+
+import mmdyt  # noqa: E402,F401
+from mmdyt.analysis import build_model, load_config  # noqa: E402
+from mmdyt.analysis.timing import compare_speed  # noqa: E402
+from mmdyt.models.backbones.checkpoint import load_vit_checkpoint  # noqa: E402
+from mmdyt.models.task_model import find_dyt_backbone  # noqa: E402
 
 
 def tome_model_cfg(model_cfg, r):
@@ -73,6 +85,7 @@ def tome_model_cfg(model_cfg, r):
 
 def build_sweep(cfg, checkpoint, rs):
     """r -> classifier in eval mode with the checkpoint's weights."""
+    mmdyt.engine.work_dir.use_weights_only_loaders()  # torch.load(weights_only=True)
     state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     state = state.get('state_dict', state)
     head = {k[len('head.'):]: v for k, v in state.items() if k.startswith('head.')}

@@ -23,19 +23,7 @@ import math
 import os
 import os.path as osp
 
-import matplotlib
-import numpy as np
-import torch
-import torch.nn.functional as F
 from mmengine.config import DictAction
-
-import mmdyt  # noqa: F401
-from mmdyt.analysis import build_model, load_config
-from mmdyt.models.record import ForwardRecord
-from mmdyt.models.task_model import find_dyt_backbone
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov')
 
@@ -52,7 +40,27 @@ def parse_args(argv=None):
                         help='brightness left to deactivated patches')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, key=value')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
+    return args
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before the heavy imports below
+
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import mmdyt  # noqa: E402,F401
+from mmdyt.analysis import build_model, load_config  # noqa: E402
+from mmdyt.models.record import ForwardRecord  # noqa: E402
+from mmdyt.models.task_model import find_dyt_backbone  # noqa: E402
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
 
 
 def read_frames(path, num_frames):

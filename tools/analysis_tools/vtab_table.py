@@ -35,11 +35,6 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmengine.config import Config
-from mmengine.runner import find_latest_checkpoint
-
-from mmdyt.datasets import VTAB1K_GROUPS, VTAB1K_TASKS
-
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 ACCURACY = 'accuracy/top1'
@@ -60,8 +55,9 @@ def parse_args(argv=None):
                         help='folder holding the 19 task folders')
     parser.add_argument('--work-dir', default='work_dirs/vtab1k',
                         help='results go to WORK_DIR/<config name>/<task>')
-    parser.add_argument('--tasks', nargs='+', default=list(VTAB1K_TASKS),
-                        choices=list(VTAB1K_TASKS), help='a subset of the tasks')
+    parser.add_argument('--tasks', nargs='+', metavar='TASK',
+                        help='a subset of the 19 tasks (mmdyt.datasets.VTAB1K_TASKS, '
+                        'default: all)')
     parser.add_argument('--collect-only', action='store_true',
                         help='do not run anything, read the existing results')
     parser.add_argument('--skip-done', action='store_true',
@@ -72,7 +68,24 @@ def parse_args(argv=None):
                         "epoch and test the best one (the reference code's way)")
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='further overrides passed to train.py and test.py')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not glob.glob(args.configs):
+        parser.error(f'no config matches {args.configs!r}')
+    from mmdyt.datasets import VTAB1K_TASKS  # after the checks above: it imports torch
+    unknown = sorted(set(args.tasks or ()) - set(VTAB1K_TASKS))
+    if unknown:
+        parser.error(f'unknown tasks {unknown}; the tasks: {", ".join(VTAB1K_TASKS)}')
+    args.tasks = args.tasks or list(VTAB1K_TASKS)
+    return args
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before the heavy imports below
+
+from mmengine.config import Config  # noqa: E402
+from mmengine.runner import find_latest_checkpoint  # noqa: E402
+
+from mmdyt.datasets import VTAB1K_GROUPS, VTAB1K_TASKS  # noqa: E402
 
 
 def task_options(task, data_root, cfg):

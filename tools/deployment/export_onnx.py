@@ -21,16 +21,10 @@ Example::
         configs/cls/dyt/dyt-r0.5_vit-b16_cifar100.py dyt.pth --out dyt.onnx --dynamic-batch
 """
 import argparse
+import os.path as osp
 import sys
 
-import torch
 from mmengine.config import DictAction
-
-import mmdyt  # noqa: F401
-from mmdyt.analysis import build_model, load_config
-from mmdyt.analysis.builder import input_shape
-from mmdyt.deploy.onnx import DEFAULT_OPSET, ExportCheckError, check_onnx, export_onnx
-from mmdyt.models.task_model import find_dyt_backbone
 
 
 def parse_args(argv=None):
@@ -43,7 +37,8 @@ def parse_args(argv=None):
                         help='symbolic batch size (else the graph takes --batch-size)')
     parser.add_argument('--batch-size', type=int, default=1,
                         help='batch of a fixed-batch export (default 1)')
-    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET)
+    parser.add_argument('--opset', type=int,
+                        help='ONNX opset (default: mmdyt.deploy.onnx.DEFAULT_OPSET)')
     parser.add_argument('--shape', type=int, nargs='+',
                         help="one preprocessed sample, C H W (default: 3 and the backbone's "
                         "img_size; for a video config views C T H W, default one view of the "
@@ -61,11 +56,20 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.masked and args.capacity is not None:
         parser.error('--masked and --capacity are two different exports: choose one')
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
+    import torch
+
+    import mmdyt  # noqa: F401
+    from mmdyt.analysis import build_model, load_config
+    from mmdyt.analysis.builder import input_shape
+    from mmdyt.deploy.onnx import DEFAULT_OPSET, ExportCheckError, check_onnx, export_onnx
+    from mmdyt.models.task_model import find_dyt_backbone
     options = dict(args.cfg_options or {})
     if args.capacity is not None:
         options['model.backbone.capacity'] = args.capacity
@@ -80,7 +84,8 @@ def main(argv=None):
     batch = 2 if args.dynamic_batch else args.batch_size
     example = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
     report = export_onnx(model, args.out, example, dynamic_batch=args.dynamic_batch,
-                         opset=args.opset, masked=args.masked)
+                         opset=DEFAULT_OPSET if args.opset is None else args.opset,
+                         masked=args.masked)
     print(f'exported {report}')
     if args.no_check:
         print('not checked in ONNX Runtime (--no-check)')

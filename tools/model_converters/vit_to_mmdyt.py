@@ -32,11 +32,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
-import torch
-
-from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint
-
 #: Output extensions and what writes them.
 FORMATS = ('.npz', '.safetensors', '.pth', '.pt')
 
@@ -70,6 +65,15 @@ def parse_args(argv=None):
             and os.path.samefile(args.src, args.dst):
         parser.error(f'dst {args.dst!r} is the source file: write the conversion elsewhere')
     return args
+
+
+if __name__ == '__main__':
+    parse_args(sys.argv[1:])  # --help and argument errors before the heavy imports below
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from mmdyt.models.backbones import DyTVisionTransformer, load_vit_checkpoint  # noqa: E402
 
 
 def save(state, dst, src):

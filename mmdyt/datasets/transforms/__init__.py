@@ -2,16 +2,24 @@
 label maps outside the class range (mmseg pipelines) and unreadable videos
 (mmaction2 pipelines); and RandAugment alike on every frame of a clip
 (mmaction2 pipelines, mmpretrain's ops). Each registers in its toolbox's
-``TRANSFORMS`` and is imported only when that toolbox is installed."""
-import importlib.util
+``TRANSFORMS`` when its module is imported, which imports the toolbox; so
+they are not imported here: :mod:`mmdyt.registry` registers their names
+lazily, and ``from mmdyt.datasets.transforms import CheckLabelRange`` imports
+the module on first access."""
+import importlib
 
-__all__ = []
+#: name -> its module (relative to this package)
+_MODULES = {
+    'CheckLabelRange': 'label_range',
+    'ClipRandAugment': 'video_augment',
+    'CheckedDecordDecode': 'video_io',
+    'CheckedDecordInit': 'video_io',
+}
 
-if importlib.util.find_spec('mmseg') is not None:
-    from .label_range import CheckLabelRange  # noqa: F401
-    __all__.append('CheckLabelRange')
+__all__ = sorted(_MODULES)
 
-if importlib.util.find_spec('mmaction') is not None:
-    from .video_augment import ClipRandAugment  # noqa: F401
-    from .video_io import CheckedDecordDecode, CheckedDecordInit  # noqa: F401
-    __all__ += ['CheckedDecordDecode', 'CheckedDecordInit', 'ClipRandAugment']
+
+def __getattr__(name):
+    if name in _MODULES:
+        return getattr(importlib.import_module(f'.{_MODULES[name]}', __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
