@@ -1,5 +1,6 @@
 """The work directory of a run: the checkpoint ``--resume`` continues from,
-checkpoint files that cannot be read, and the lock of a training."""
+checkpoint files that cannot be read, loading them without running code
+from them, and the lock of a training."""
 import contextlib
 import fcntl
 import glob
@@ -7,6 +8,7 @@ import json
 import logging
 import os
 import os.path as osp
+import pickle
 import re
 import socket
 import sys
@@ -232,3 +234,84 @@ def check_checkpoint_file(path):
         raise FileNotFoundError(f'checkpoint {path} does not exist')
     if problem is not None:
         raise ValueError(f'cannot read checkpoint {path}: the file {problem}')
+
+
+def _unsafe_checkpoint(filename, error):
+    """The error for a checkpoint that ``torch.load(weights_only=True)``
+    refuses, naming the file and torch's reason."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if 'global' in line.lower()
+                   and not line.startswith('Weights only load failed')),
+                  lines[-1] if lines else type(error).__name__)
+    return pickle.UnpicklingError(
+        f'cannot read checkpoint {filename} safely: it holds objects other than tensors and '
+        f'plain Python data ({reason}). mmdyt loads checkpoints with '
+        'torch.load(weights_only=True), so that no code in a file runs; re-save the weights '
+        '(torch.save of its state_dict) from a Python session if, and only if, you trust '
+        'where the file comes from')
+
+
+def load_from_local(filename, map_location=None):
+    """mmengine's loader of local checkpoint files, with
+    ``torch.load(weights_only=True)`` whatever torch's default or
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` say.
+
+    Raises:
+        FileNotFoundError: ``filename`` does not exist (named).
+        pickle.UnpicklingError: it holds objects a weights-only load refuses
+            (named, with the object).
+    """
+    import torch
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename} does not exist')
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise _unsafe_checkpoint(filename, error) from None
+
+
+def load_from_http(filename, map_location=None, model_dir=None, progress=os.isatty(0)):
+    """mmengine's ``http://`` / ``https://`` loader (rank 0 downloads first)
+    with ``weights_only=True``: ``torch.hub.load_state_dict_from_url``, which
+    mmengine calls, unpickles everything unless told otherwise."""
+    import torch
+    from mmengine.dist import get_dist_info
+
+    def load():
+        try:
+            return torch.hub.load_state_dict_from_url(
+                filename, model_dir=model_dir, map_location=map_location, progress=progress,
+                weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise _unsafe_checkpoint(filename, error) from None
+
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        checkpoint = load()
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            checkpoint = load()
+    return checkpoint
+
+
+def use_weights_only_loaders():
+    """Make mmengine's ``CheckpointLoader`` (``load_from`` / resume of the
+    runner, ``load_checkpoint``, ``_load_checkpoint``) read local files and
+    http(s) URLs through :func:`load_from_local` / :func:`load_from_http`,
+    with ``torch.load(weights_only=True)``: mmengine 0.10.7 calls
+    ``torch.load`` without ``weights_only``, which an environment with
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (or torch < 2.6) turns into a full
+    unpickling that runs code from the file. Idempotent."""
+    from mmengine.runner import CheckpointLoader
+    CheckpointLoader.register_scheme('', load_from_local, force=True)
+    CheckpointLoader.register_scheme(('http://', 'https://'), load_from_http, force=True)
+
+
+def load_checkpoint_file(filename, map_location='cpu'):
+    """The checkpoint ``filename`` (a local path or a URL of a scheme
+    mmengine knows) read with :func:`use_weights_only_loaders` in place."""
+    use_weights_only_loaders()
+    from mmengine.runner import CheckpointLoader
+    return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
