@@ -4,8 +4,9 @@ real formats: DyT on DINOv2-B/14 (VTAB-1K) and SigLIP-B/16 (VTAB-1K), the
 DINOv2-B/14 DyT UperNet (ADE20K) and DyT on CLIP ViT-B/16 (K400). Each real
 config is inherited with a 48-wide ViT that keeps the family's settings
 (patch, LayerScale, pre-norm and QuickGELU, no class token with attention
-pooling, normalisation) and no checkpoint. The SigLIP config also trains
-through mmpretrain's own tools/train.py."""
+pooling, normalisation) and no checkpoint. The SigLIP, DINOv2 UperNet and
+CLIP K400 configs also train through mmpretrain's, mmseg's and mmaction2's
+own tools/train.py."""
 import glob
 import re
 import sys
@@ -206,4 +207,34 @@ def test_siglip_dyt_trains_through_mmpretrain_tools(vtab_root, tmp_path):
         size=32, root=vtab_root, task=TASK))
     _, out = run([sys.executable, script, path, '--work-dir', tmp_path / 'work'], cwd=tmp_path)
     assert 'Epoch(train) [1][2/2]' in out and 'loss_rate:' in out
+    assert (tmp_path / 'work' / 'epoch_1.pth').is_file()
+
+
+def own_train_script(package):
+    """The toolbox's own tools/train.py, shipped in its package."""
+    module = __import__(package)
+    script = Path(module.__file__).parent / '.mim' / 'tools' / 'train.py'
+    if not script.is_file():
+        pytest.skip(f'{script} is not installed')
+    return script
+
+
+def test_dinov2_upernet_trains_through_mmseg_tools(tmp_path):
+    from test_seg_train_test import write_ade20k
+    path = tmp_path / 'tiny_upernet.py'
+    path.write_text(SEG_CONFIG.format(
+        base=str(ROOT / 'configs/seg/dyt/dyt-r0.5_dinov2-b14_upernet_ade20k-512x512.py'),
+        arch=TINY_ARCH.replace('num_layers=2', 'num_layers=4'),
+        root=str(write_ade20k(tmp_path / 'ade'))))
+    _, out = run([sys.executable, own_train_script('mmseg'), path, '--work-dir',
+                  tmp_path / 'work'], cwd=tmp_path)
+    assert re.search(r'Iter\(train\) \[2/2\].*loss_rate: [\d.]+', out)
+    assert (tmp_path / 'work' / 'iter_2.pth').is_file()
+
+
+def test_clip_k400_trains_through_mmaction2_tools(k400_dir, tmp_path):
+    path = video_config(tmp_path, k400_dir)
+    _, out = run([sys.executable, own_train_script('mmaction'), path, '--work-dir',
+                  tmp_path / 'work'], cwd=tmp_path)
+    assert 'Epoch(train) [1][2/2]' in out and 'loss_rate' in out
     assert (tmp_path / 'work' / 'epoch_1.pth').is_file()
