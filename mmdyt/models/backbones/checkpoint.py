@@ -118,6 +118,8 @@ def read_checkpoint(path):
                     names = archive.namelist()
             except zipfile.BadZipFile:
                 return 'torch', 'a truncated or corrupt zip archive (.pth or .npz)'
+            if any(name.endswith('constants.pkl') for name in names):
+                return 'torchscript', 'a TorchScript archive (e.g. OpenAI\'s CLIP release)'
             if any(name.endswith('data.pkl') for name in names):
                 return 'torch', torch_file
             if all(name.endswith('.npy') for name in names):
@@ -161,6 +163,12 @@ def read_checkpoint(path):
         raise ValueError(f'checkpoint {path} is not a safetensors file: it is {looks}{hint}')
     if kind == 'safetensors':
         return read_safetensors()
+    if kind == 'torchscript':
+        raise ValueError(
+            f'checkpoint {path} is {looks}: mmdyt reads weights only and does not load '
+            'TorchScript. Convert it once, on a file you trust: python -c "import torch; '
+            f"torch.save(torch.jit.load('{path}', map_location='cpu').state_dict(), "
+            "'clip_state_dict.pth')\" and load the .pth (its visual. keys map onto the ViT)")
     try:
         if kind == 'npz':
             with np.load(path) as data:

@@ -199,3 +199,13 @@ def test_a_clip_release_loads_without_its_projection_and_moe_runs_without_a_clas
     siglip = dyt_model('vit_base_patch16_siglip_224', num_experts=4)
     with torch.no_grad():
         assert siglip(torch.randn(2, 3, 64, 64))[0].shape == (2, 48)
+
+
+def test_a_torchscript_release_is_refused_with_the_conversion(tmp_path):
+    """OpenAI's CLIP files are TorchScript archives: mmdyt loads weights only,
+    so it names the format and the one-line conversion to a state dict."""
+    from mmdyt.models.backbones import read_checkpoint
+    path = tmp_path / 'ViT-B-16.pt'
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with pytest.raises(ValueError, match=r'TorchScript archive .* torch\.jit\.load'):
+        read_checkpoint(str(path))
