@@ -78,7 +78,10 @@ class RNGStateHook(Hook):
 
     * epoch-based loop: in ``before_train_epoch`` of the resumed run, i.e.
       before the epoch's data loader iterator is made, as in the run that
-      saved them;
+      saved them; for a checkpoint saved inside an epoch, after
+      :class:`~mmdyt.engine.hooks.resume.ResumeHook` (registered by
+      ``build_runner``) has skipped the epoch's batches already trained,
+      right before the first new batch is loaded;
     * iter-based loop: mmengine fast-forwards the data loader over the
       already trained iterations (running their transforms, which draw
       random numbers); the states are put back after that, right before the
@@ -123,6 +126,9 @@ class RNGStateHook(Hook):
                       logger='current', level=logging.WARNING)
         if isinstance(loop, IterBasedTrainLoop):
             loop.dataloader_iterator = _RestoreAfter(loop, loop.iter, state)
+        elif isinstance(getattr(loop, 'mmdyt_after_skip', None), list):
+            # resumed inside an epoch: after ResumeHook's skip of its trained batches
+            loop.mmdyt_after_skip.append(lambda: set_rng_state(state))
         else:
             set_rng_state(state)
 
