@@ -147,16 +147,7 @@ def test_no_code_runs(results, case):
     assert found[case]['error'] is not None, f'{case} loaded {evil} without an error'
 
 
-#: read_checkpoint (mmdyt/models/backbones/checkpoint.py) lets torch's
-#: UnpicklingError through, which does not name the file.
-UNNAMED = pytest.mark.xfail(strict=True, reason='read_checkpoint does not name the file '
-                            "in torch's weights-only error")
-
-
-@pytest.mark.parametrize('case', [
-    pytest.param(case, marks=UNNAMED) if case in (
-        'load_vit_checkpoint', 'tuned-only checkpoint over a base file') else case
-    for case in CASES])
+@pytest.mark.parametrize('case', list(CASES))
 def test_the_error_names_the_file(results, case):
     tmp, found = results
     evil = str(tmp / f'evil_{list(CASES).index(case)}.pth')

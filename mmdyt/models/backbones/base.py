@@ -132,7 +132,7 @@ class DyTBackbone(BaseModule):
                       dispatch_note=''):
         """Refuse a ``dispatch`` or ``out_type`` outside the backbone's choices,
         and dispatch without adapters (skipped tokens get the adapter only)."""
-        if dispatch not in dispatch_choices:
+        if not (dispatch is None or isinstance(dispatch, str)) or dispatch not in dispatch_choices:
             raise ValueError(f'{dispatch_note}dispatch must be one of {tuple(dispatch_choices)}, '
                              f'got {dispatch!r}')
         if out_type not in out_types:

@@ -24,6 +24,7 @@ keys ``state_dict`` / ``model`` are removed first.
 """
 import json
 import os
+import pickle
 import re
 import struct
 import zipfile
@@ -176,6 +177,10 @@ def read_checkpoint(path):
         return torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
         raise
+    except pickle.UnpicklingError as error:
+        raise ValueError(f'checkpoint {path} holds objects other than tensors and plain '
+                         'containers, which mmdyt does not unpickle (torch.load with '
+                         f'weights_only=True refused: {error})') from error
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f'cannot read checkpoint {path}: the file is truncated, corrupt '
                          f'or not a checkpoint (it looks like {looks}; '

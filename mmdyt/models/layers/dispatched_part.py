@@ -277,8 +277,9 @@ def _skip(x, mask, logits, delta, adapter, pack, num_fixed=1):
 
 def capacity_tokens(capacity, num_tokens):
     """Tokens a sample computes in capacity mode: ``ceil(capacity * N)``."""
-    if not 0 < capacity <= 1:
-        raise ValueError(f'capacity must be in (0, 1], got {capacity}')
+    if isinstance(capacity, bool) or not isinstance(capacity, (int, float)) or \
+            not 0 < capacity <= 1:
+        raise ValueError(f'capacity must be a number in (0, 1], got {capacity!r}')
     return min(num_tokens, math.ceil(capacity * num_tokens))
 
 

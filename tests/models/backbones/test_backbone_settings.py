@@ -72,3 +72,12 @@ def test_the_meta_device_builds_and_runs_shapes_but_refuses_flops():
     assert out.is_meta and out.shape == (2, 48)
     with pytest.raises(ValueError, match='forward on the meta device'):
         model.flops(record)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(dispatch=['mlp', 'attn']), r"dispatch must be one of .*got \['mlp', 'attn'\]"),
+    (dict(capacity='half'), r"capacity must be a number in \(0, 1\], got 'half'"),
+])
+def test_settings_of_the_wrong_type_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_vit(**kwargs)

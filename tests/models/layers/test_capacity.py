@@ -119,7 +119,7 @@ def test_capacity_only_in_evaluation_and_checked():
     model(images(2), record=record)
     assert all(not block.capacity for block in record.blocks)
     for bad in (0, 1.5):
-        with pytest.raises(ValueError, match='capacity must be in'):
+        with pytest.raises(ValueError, match='capacity must be a number in'):
             tiny_dyt(capacity=bad, num_layers=2)
     assert capacity_tokens(0.5, 17) == 9 and capacity_tokens(1.0, 17) == 17
 
