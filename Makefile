@@ -26,7 +26,7 @@ demo: $(STAMP) $(FASHION_MNIST)
 
 env: $(STAMP)
 
-$(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/constraints.txt
+$(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/deploy.txt requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH) -c requirements/constraints.txt
 	$(PIP) install -r requirements/runtime.txt -r requirements/tests.txt -c requirements/constraints.txt
