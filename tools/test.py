@@ -43,7 +43,7 @@ def parse_args(argv=None):
     cli = load_cli()
     args = cli.parse_with_local_rank(cli.add_common_args(parser), argv)
     if not osp.isfile(args.config):
-        parser.error(f'config file {args.config} does not exist')
+        raise FileNotFoundError(f'config file {args.config} does not exist')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error('--out must be a .pkl or .pickle file')
     return args

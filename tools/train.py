@@ -56,7 +56,7 @@ def parse_args(argv=None):
     cli = load_cli()
     args = cli.parse_with_local_rank(cli.add_common_args(parser), argv)
     if not osp.isfile(args.config):
-        parser.error(f'config file {args.config} does not exist')
+        raise FileNotFoundError(f'config file {args.config} does not exist')
     return args
 
 

@@ -124,7 +124,7 @@ def parse_args(argv=None):
         parser.error('--compare times inference against the dense baseline (no --train, '
                      '--kernels or --baseline)')
     if not osp.isfile(args.config):
-        parser.error(f'config file {args.config} does not exist')
+        raise FileNotFoundError(f'config file {args.config} does not exist')
     if args.threads is None:
         import torch
         args.threads = torch.get_num_threads()

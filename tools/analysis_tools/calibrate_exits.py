@@ -39,7 +39,7 @@ def parse_args(argv=None):
                         help='override config settings, xxx=yyy pairs (e.g. the VTAB task)')
     args = parser.parse_args(argv)
     if not osp.isfile(args.config):
-        parser.error(f'config file {args.config} does not exist')
+        raise FileNotFoundError(f'config file {args.config} does not exist')
     return args
 
 

@@ -19,6 +19,7 @@ Example (the profile of docs/deployment.md)::
         --batch-size 16 --force-rate 0.5 --runs 3 --threads 2
 """
 import argparse
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -48,6 +49,8 @@ OP_GROUPS = {
 }
 OTHER = 'other'
 KERNEL = '_kernel_time'
+NEEDS_ONNXRUNTIME = ('profile_onnx.py runs the exported graphs in ONNX Runtime: '
+                     'pip install onnxruntime')
 
 
 def parse_args(argv=None):
@@ -70,8 +73,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.runs < 1 or args.batch_size < 1:
         parser.error('--runs and --batch-size must be >= 1')
+    if importlib.util.find_spec('onnxruntime') is None:
+        raise ImportError(NEEDS_ONNXRUNTIME)
     if not osp.isfile(args.config):
-        parser.error(f'config file {args.config} does not exist')
+        raise FileNotFoundError(f'config file {args.config} does not exist')
     return args
 
 
@@ -232,8 +237,7 @@ def main(argv=None):
     try:
         import onnxruntime  # noqa: F401
     except ImportError as error:
-        raise ImportError('profile_onnx.py runs the exported graphs in ONNX Runtime: '
-                          'pip install onnxruntime') from error
+        raise ImportError(NEEDS_ONNXRUNTIME) from error
     torch.set_num_threads(args.threads)
     if args.work_dir:
         os.makedirs(args.work_dir, exist_ok=True)

@@ -42,7 +42,7 @@ def parse_args(argv=None):
                         help='override settings of the config, key=value')
     args = parser.parse_args(argv)
     if not osp.isfile(args.config):
-        parser.error(f'config file {args.config} does not exist')
+        raise FileNotFoundError(f'config file {args.config} does not exist')
     return args
 
 

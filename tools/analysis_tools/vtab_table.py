@@ -70,7 +70,7 @@ def parse_args(argv=None):
                         help='further overrides passed to train.py and test.py')
     args = parser.parse_args(argv)
     if not glob.glob(args.configs):
-        parser.error(f'no config matches {args.configs!r}')
+        raise FileNotFoundError(f'no config matches {args.configs!r}')
     from mmdyt.datasets import VTAB1K_TASKS  # after the checks above: it imports torch
     unknown = sorted(set(args.tasks or ()) - set(VTAB1K_TASKS))
     if unknown:

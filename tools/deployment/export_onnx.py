@@ -57,7 +57,7 @@ def parse_args(argv=None):
     if args.masked and args.capacity is not None:
         parser.error('--masked and --capacity are two different exports: choose one')
     if not osp.isfile(args.config):
-        parser.error(f'config file {args.config} does not exist')
+        raise FileNotFoundError(f'config file {args.config} does not exist')
     return args
 
 
