@@ -1,5 +1,6 @@
-"""Segmentation task glue for mmsegmentation (imported only when mmseg is
-installed): the DyT segmentor."""
+"""Segmentation task glue for mmsegmentation: the DyT segmentor. Importing it
+imports mmseg; ``import mmdyt`` does not, it registers ``DyTEncoderDecoder``
+lazily (:mod:`mmdyt.registry`)."""
 from .encoder_decoder import DyTEncoderDecoder
 
 __all__ = ['DyTEncoderDecoder']
