@@ -14,7 +14,8 @@ apply_compat_fixes()
 
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 from .api import DyTModel, get_dyt_model  # noqa: E402,F401
-from .registry import register_task_glue  # noqa: E402
+from .registry import register_config_scope, register_task_glue  # noqa: E402
 from .version import __version__, version_info  # noqa: E402,F401
 
+register_config_scope()
 register_task_glue()

@@ -68,6 +68,15 @@ def _builder(name, module):
     return build
 
 
+def register_config_scope():
+    """Let mmengine resolve ``mmdyt::`` config paths (``_base_ =
+    ['mmdyt::cls/dyt/...']``, ``Config.fromfile('mmdyt::...')``) to the
+    configs the package ships in ``mmdyt/.mim/configs``, as it does for the
+    OpenMMLab toolboxes it knows."""
+    from mmengine.config.utils import MODULE2PACKAGE
+    MODULE2PACKAGE.setdefault('mmdyt', 'mmdyt')
+
+
 def register_task_glue():
     """Register the builders of :data:`TASK_GLUE` in mmengine's root registries
     (once; a name already there is left alone)."""
