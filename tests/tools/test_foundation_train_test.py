@@ -51,49 +51,6 @@ randomness = dict(seed=0)
 
 # 64 x 64 crops padded by the backbone to 70 = 5 x 14: img_size 70 is the
 # grid of a crop, as 518 is for the real config's 512 crops.
-SEG_CONFIG = '''
-_base_ = [{base!r}]
-data_root = {root!r}
-crop_size = (64, 64)
-norm_cfg = dict(type='BN', requires_grad=True)
-model = dict(
-    data_preprocessor=dict(size=crop_size),
-    backbone=dict(arch={arch}, img_size=70, out_indices=(0, 1, 2, 3), adapter_dim=16,
-                  pretrained=None),
-    neck=dict(embed_dim=48, norm_cfg=norm_cfg),
-    decode_head=dict(in_channels=[48] * 4, channels=16, norm_cfg=norm_cfg),
-    auxiliary_head=dict(in_channels=48, channels=8, norm_cfg=norm_cfg),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(43, 43)))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='CheckLabelRange', num_classes=150),
-    dict(type='RandomResize', scale=(256, 64), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 64), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='CheckLabelRange', num_classes=150),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(
-    num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-train_cfg = dict(max_iters=2, val_interval=2)
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
-env_cfg = dict(cudnn_benchmark=False)
-randomness = dict(seed=0)
-'''
-
 #: K400 transforms -> the 224-scale setting shrunk to 32 x 32 frames, 4 frames
 VIDEO_SIZES = {
     'SampleFrames': dict(clip_len=4, frame_interval=4),
@@ -102,6 +59,14 @@ VIDEO_SIZES = {
     'Resize': dict(scale=(-1, 32)),
     'CenterCrop': dict(crop_size=32),
 }
+
+
+def dinov2_upernet_config(tmp_path):
+    """The DINOv2 UperNet DyT config with a 4-block tiny ViT (img_size 70: 5 x 5
+    patches of 14) on ADE20K-format data (mmdyt's seg tool test's tiny config)."""
+    from test_seg_train_test import tiny_config, write_ade20k
+    return tiny_config(tmp_path, write_ade20k(tmp_path / 'ade'), img_size=70,
+                       base=ROOT / 'configs/seg/dyt/dyt-r0.5_dinov2-b14_upernet_ade20k-512x512.py')
 
 
 def work_log(work_dir):
@@ -148,12 +113,7 @@ def test_vtab_dyt_train_two_iters_and_test(config, size, vtab_root, tmp_path):
 
 
 def test_dinov2_upernet_dyt_train_two_iters_and_test_miou(tmp_path):
-    from test_seg_train_test import write_ade20k
-    path = tmp_path / 'tiny_upernet.py'
-    path.write_text(SEG_CONFIG.format(
-        base=str(ROOT / 'configs/seg/dyt/dyt-r0.5_dinov2-b14_upernet_ade20k-512x512.py'),
-        arch=TINY_ARCH.replace('num_layers=2', 'num_layers=4'),
-        root=str(write_ade20k(tmp_path / 'ade'))))
+    path = dinov2_upernet_config(tmp_path)
     log, metrics = train_then_test(path, tmp_path / 'work', 'iter_2.pth')
     assert re.search(r'Iter\(train\) \[2/2\].*decode\.loss_ce: [\d.]+.*loss_rate: [\d.]+', log)
     assert 0.0 <= metrics['mIoU'] <= 100.0
@@ -220,12 +180,7 @@ def own_train_script(package):
 
 
 def test_dinov2_upernet_trains_through_mmseg_tools(tmp_path):
-    from test_seg_train_test import write_ade20k
-    path = tmp_path / 'tiny_upernet.py'
-    path.write_text(SEG_CONFIG.format(
-        base=str(ROOT / 'configs/seg/dyt/dyt-r0.5_dinov2-b14_upernet_ade20k-512x512.py'),
-        arch=TINY_ARCH.replace('num_layers=2', 'num_layers=4'),
-        root=str(write_ade20k(tmp_path / 'ade'))))
+    path = dinov2_upernet_config(tmp_path)
     _, out = run([sys.executable, own_train_script('mmseg'), path, '--work-dir',
                   tmp_path / 'work'], cwd=tmp_path)
     assert re.search(r'Iter\(train\) \[2/2\].*loss_rate: [\d.]+', out)

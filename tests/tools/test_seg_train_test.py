@@ -26,7 +26,7 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
         arch={arch},
-        img_size=64, out_indices=(0, 1, 2, 3), adapter_dim=16, pretrained=None),
+        img_size={img_size}, out_indices=(0, 1, 2, 3), adapter_dim=16, pretrained=None),
     neck=dict(embed_dim=48, norm_cfg=norm_cfg),
     decode_head=dict(in_channels=[48] * 4, channels=16, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=48, channels=8, norm_cfg=norm_cfg),
@@ -92,10 +92,12 @@ def run_tool(script, *args, cwd):
     return proc.stdout + proc.stderr
 
 
-def tiny_config(tmp_path, data_root):
+def tiny_config(tmp_path, data_root, base=DYT_CONFIG, img_size=64):
+    """The UperNet config ``base`` with a 4-block tiny ViT of ``img_size``,
+    64 x 64 crops and the ADE20K-format data of ``data_root``."""
     path = tmp_path / 'tiny_dyt_upernet.py'
-    path.write_text(TINY_CONFIG.format(base=str(DYT_CONFIG), data_root=str(data_root),
-                                       arch=tiny_arch_text(4)))
+    path.write_text(TINY_CONFIG.format(base=str(base), data_root=str(data_root),
+                                       arch=tiny_arch_text(4), img_size=img_size))
     return path
 
 
