@@ -77,7 +77,7 @@ def test_builds_tiny(path):
     expected_classes = {'cifar100': 100, 'svhn': 10, 'food101': 101, 'vtab1k': 100,
                         'cifar10': 10, 'dtd': 47, 'fgvc_aircraft': 100, 'flowers102': 102,
                         'oxford_pets': 37, 'stanford_cars': 196}
-    dataset = re.search(r'_(?:vit-[bl]16|swin-b|dinov2-b14|siglip-b16)_(.+)$',
+    dataset = re.search(r'_(?:vit-[bl]16|swin-b|dinov2-b14|siglip-b16|eva02-b14)_(.+)$',
                         name[:-3]).group(1)
     assert model.head.num_classes == expected_classes[dataset]
     assert cfg.data_preprocessor.get('num_classes', model.head.num_classes) == \

@@ -400,6 +400,11 @@ def load_vit_checkpoint(model, checkpoint, prefix=None):
         # timm's CLIP towers keep the projection as a bias-free (zero) head
         state['proj.weight'] = state.pop('head.weight')
         state.pop('head.bias', None)
+    if 'fc_norm.weight' in own and 'fc_norm.weight' not in state and not model.final_norm:
+        # EVA-02's MIM release keeps its pooled norm as the final ``norm``
+        for name in ('weight', 'bias'):
+            if f'norm.{name}' in state:
+                state[f'fc_norm.{name}'] = state.pop(f'norm.{name}')
     extra = int(model.class_token)
     if 'pos_embed' in state and extra and _lacks_class_row(state['pos_embed'].shape[1],
                                                            own['pos_embed'].shape[1]):

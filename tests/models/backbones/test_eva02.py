@@ -137,3 +137,18 @@ def test_moe_adapters_skip_as_they_mask():
             dispatcher.gate.weight.normal_(std=0.5)
     skipped, masked, _ = skipping_and_masked(model, torch.randn(3, 3, 56, 56))
     torch.testing.assert_close(skipped, masked, atol=1e-5, rtol=1e-5)
+
+
+def test_the_mim_release_norm_is_the_pooled_norm():
+    """EVA-02's MIM release names the pooled LayerNorm ``norm`` (timm renames
+    it ``fc_norm``) and carries ``mask_token`` / ``lm_head`` / ``rope``
+    entries: the key mapping loads it all the same."""
+    reference = timm_eva02('eva02_base_patch14_224')
+    state = dict(reference.state_dict())
+    state['norm.weight'], state['norm.bias'] = state.pop('fc_norm.weight'), \
+        state.pop('fc_norm.bias')
+    state.update({'mask_token': torch.zeros(1, 1, 48), 'lm_head.weight': torch.zeros(8, 48),
+                  'rope.freqs_cos': torch.zeros(16, 16)})
+    model = dyt_eva02('eva02_base_patch14_224')
+    load_vit_checkpoint(model, state)
+    torch.testing.assert_close(model.fc_norm.weight, reference.fc_norm.weight)
