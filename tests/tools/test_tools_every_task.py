@@ -105,9 +105,13 @@ def test_benchmark_compare_against_the_dense_task_model(tmp_path, capsys, task):
         '--warmup', '0', '--threads', '1', '--force-rate', '0.5'], capsys)
     model = BASELINES[task]
     assert f'baseline: the same {model} with a dense backbone' in out
-    rows = dict(re.findall(r'^\| (.+?) \| ([\d.]+) \| [\d.]+ \| [\d.]+ \(spread', out,
-                           re.MULTILINE))
+    rows = {name: (float(gflops), float(params)) for name, gflops, params in re.findall(
+        r'^\| (.+?) \| ([\d.e+-]+) \| ([\d.e+-]+) \| [\d.]+ \(spread', out, re.MULTILINE)}
     assert set(rows) == {f'dense {model} (baseline)', f'tiny_{task}', f'adapter4_{task}'}
+    # significant digits, not two decimals: a tiny model's GFLOPs and
+    # trainable parameters (M) are not printed as 0.00
+    assert all(gflops > 0 and params > 0 for gflops, params in rows.values()), out
+    assert rows[f'tiny_{task}'][1] > rows[f'adapter4_{task}'][1], out
 
 
 @pytest.mark.parametrize('task', ['seg', 'video'])

@@ -352,7 +352,7 @@ def benchmark_comparison(args):
         print('| --- | --- | --- | --- | --- |')
         for name, row in rows.items():
             print(f'| {label if name == "baseline" else name} | '
-                  f'{gflops[name]:.2f} | {trainable[name] / 1e6:.2f} | '
+                  f'{gflops[name]:.4g} | {trainable[name] / 1e6:.4g} | '
                   f'{row["throughput"]:.2f} (spread {row["spread"] * 100:.0f}%) | '
                   f'{row["ratio"]:.2f} ({row["ratio_min"]:.2f}-{row["ratio_max"]:.2f}) |')
     if len(sweep) > 1:
