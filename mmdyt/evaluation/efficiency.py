@@ -3,6 +3,29 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
 
+#: The mmdyt model that attaches ``dyt_flops``, by the toolbox's data sample.
+MODEL_BY_SAMPLE = {
+    'DataSample': ('ImageClassifier', 'DyTImageClassifier'),  # mmpretrain
+    'ClsDataSample': ('ImageClassifier', 'DyTImageClassifier'),
+    'SegDataSample': ('EncoderDecoder', 'DyTEncoderDecoder'),
+    'ActionDataSample': ('Recognizer3D', 'DyTRecognizer3D'),
+}
+
+
+def missing_flops_message(sample):
+    """Why a prediction without ``dyt_flops`` cannot be measured, naming the
+    mmdyt model class to use for the task of ``sample``."""
+    kind = type(sample).__name__
+    if kind in MODEL_BY_SAMPLE:
+        plain, dyt = MODEL_BY_SAMPLE[kind]
+        use = (f'model.type={dyt!r} (not the toolbox\'s {plain!r}: only mmdyt\'s task '
+               f'models attach it)')
+    else:
+        use = ("model.type='DyTImageClassifier' (classification), 'DyTEncoderDecoder' "
+               "(segmentation) or 'DyTRecognizer3D' (video)")
+    return (f'EfficiencyMetric: the prediction ({kind}) has no dyt_flops, which an mmdyt '
+            f'task model sets; use {use}, or drop EfficiencyMetric from the evaluator')
+
 
 @METRICS.register_module()
 class EfficiencyMetric(BaseMetric):
@@ -30,8 +53,7 @@ class EfficiencyMetric(BaseMetric):
         for sample in data_samples:
             meta = sample if isinstance(sample, dict) else sample.metainfo
             if 'dyt_flops' not in meta:
-                raise KeyError('EfficiencyMetric needs predictions from an mmdyt model '
-                               '(no dyt_flops in the data sample)')
+                raise ValueError(missing_flops_message(sample))
             rates = meta.get('dyt_rates')
             self.results.append((meta['dyt_flops'], None if rates is None else
                                  torch.as_tensor(rates).float(), meta.get('dyt_overflow')))
