@@ -145,9 +145,9 @@ def test_shell_scripts_are_valid_bash():
 
 
 @pytest.mark.parametrize('scope, hook, expected', [
-    ('mmpretrain', 'VisualizationHook', dict(enable=True, out_dir='vis')),
-    ('mmaction', 'VisualizationHook', dict(enable=True, out_dir='vis')),
-    ('mmseg', 'SegVisualizationHook', dict(draw=True)),
+    ('mmpretrain', 'VisualizationHook', dict(enable=True, out_dir='vis', interval=1)),
+    ('mmaction', 'VisualizationHook', dict(enable=True, out_dir='vis', interval=1)),
+    ('mmseg', 'SegVisualizationHook', dict(draw=True, interval=1)),
 ])
 def test_show_dir_enables_the_toolbox_hook(scope, hook, expected):
     import importlib.util
