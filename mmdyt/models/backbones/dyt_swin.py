@@ -58,10 +58,17 @@ def window_relative_position_index(window_size):
     return offsets[..., 0] * (2 * window_size - 1) + offsets[..., 1]
 
 
-@functools.lru_cache(maxsize=16)
 def shift_attention_mask(padded_hw, window_size, shift_size, device):
     """(num_windows, M, M) additive mask of a cyclically shifted (Hp, Wp)
-    map: 0 within a region, :data:`SHIFT_MASK_VALUE` across regions."""
+    map: 0 within a region, :data:`SHIFT_MASK_VALUE` across regions. Cached
+    across eager forwards; built anew while tracing (torch.export, compile), so
+    that no traced tensor leaks into the cache."""
+    if torch.compiler.is_compiling():
+        return _build_shift_mask(padded_hw, window_size, shift_size, device)
+    return _cached_shift_mask(padded_hw, window_size, shift_size, device)
+
+
+def _build_shift_mask(padded_hw, window_size, shift_size, device):
     region = torch.zeros(padded_hw, device=device)
     bounds = (slice(0, -window_size), slice(-window_size, -shift_size), slice(-shift_size, None))
     for count, (h, w) in enumerate((h, w) for h in bounds for w in bounds):
@@ -69,6 +76,9 @@ def shift_attention_mask(padded_hw, window_size, shift_size, device):
     windows = window_partition(region[None, :, :, None], window_size)[0, :, :, 0]
     diff = windows[:, None, :] - windows[:, :, None]
     return torch.where(diff == 0, 0.0, SHIFT_MASK_VALUE)
+
+
+_cached_shift_mask = functools.lru_cache(maxsize=16)(_build_shift_mask)
 
 
 def window_partition(x, window_size):
@@ -117,9 +127,14 @@ class WindowAttention(Attention):
         return self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
 
     def forward(self, windows, shift_mask=None):
-        """``shift_mask`` (num_windows, M, M) additive, for shifted windows."""
-        bias = None if shift_mask is None else shift_mask[:, None]
-        return super().forward(windows, bias=bias)
+        """``shift_mask`` (num_windows, M, M) additive, for shifted windows.
+        The windows of the batch attend as one 4-D batch (the form every
+        exporter takes)."""
+        batch_size, num_windows = windows.shape[:2]
+        bias = None if shift_mask is None else \
+            shift_mask.repeat(batch_size, 1, 1)[:, None]
+        out = super().forward(windows.flatten(0, 1), bias=bias)
+        return out.view(windows.shape)
 
     def flops(self, num_tokens):
         """Multiply-adds for ``num_tokens`` (padded) tokens in windows of M,
