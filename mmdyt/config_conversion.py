@@ -769,3 +769,23 @@ def dyt_config(cfg, dispatch='mlp', adapter_dim=64, target_rate=0.5, pretrained=
         for line in log.lines:
             print_log(line, logger='current')
     return Config(data, filename=filename)
+
+
+def carry_backbone_width(cfg, cfg_options):
+    """A ViT width changed by ``--cfg-options`` (``model.backbone.arch=...``)
+    carried, in place, to what reads the backbone: the neck's and heads'
+    ``in_channels`` (a video recognizer's ``cls_head`` too), by the rules
+    :func:`dyt_config` uses. Returns the changes, one line each."""
+    if not any(k.startswith('model.backbone.arch') for k in cfg_options or {}):
+        return []
+    model = cfg.get('model', {})
+    try:
+        width = _resolve_size(model.get('backbone', {}).get('arch'))['embed_dims']
+    except (ValueError, TypeError):  # Swin, or a backbone without a ViT arch
+        return []
+    log = _Log()
+    _carry_width(model, width, log)
+    head = model.get('cls_head')
+    if head and 'in_channels' in head and _set_width(head, 'in_channels', width):
+        log.change(f'model.cls_head.in_channels: -> {width} (the backbone width)')
+    return list(log.lines)

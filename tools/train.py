@@ -60,29 +60,6 @@ def parse_args(argv=None):
     return args
 
 
-def carry_backbone_width(cfg, cfg_options):
-    """A ViT width changed by ``--cfg-options`` (``model.backbone.arch=...``)
-    carried to what reads the backbone: the neck's and heads'
-    ``in_channels`` (:mod:`mmdyt.config_conversion`'s rules; a video
-    recognizer's ``cls_head`` too). Prints each change."""
-    if not any(k.startswith('model.backbone.arch') for k in cfg_options or {}):
-        return
-    from mmdyt import config_conversion as conversion
-    model = cfg.get('model', {})
-    backbone = model.get('backbone', {})
-    try:
-        width = conversion._resolve_size(backbone.get('arch'))['embed_dims']
-    except (ValueError, TypeError):  # Swin, or a backbone without a ViT arch
-        return
-    log = conversion._Log()
-    conversion._carry_width(model, width, log)
-    head = model.get('cls_head')
-    if head and 'in_channels' in head and conversion._set_width(head, 'in_channels', width):
-        log.change(f'model.cls_head.in_channels: -> {width} (the backbone width)')
-    for line in log.lines:
-        print(f'--cfg-options: {line}')
-
-
 def merge_args(cfg, args):
     """Merge command line arguments into the config."""
     if args.no_validate:
@@ -104,7 +81,9 @@ def merge_args(cfg, args):
                              'in the config')
         cfg.auto_scale_lr.enable = True
     cfg = load_cli().apply_common_args(cfg, args)
-    carry_backbone_width(cfg, args.cfg_options)
+    from mmdyt.config_conversion import carry_backbone_width
+    for line in carry_backbone_width(cfg, args.cfg_options):
+        print(f'--cfg-options: {line}')
     return cfg
 
 
