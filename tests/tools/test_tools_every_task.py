@@ -164,3 +164,25 @@ def test_benchmark_early_exit_recognizer_asks_for_a_baseline(tmp_path, capsys, m
     with pytest.raises(ValueError, match=rf'{name} on {config} \(video, EarlyExitRecognizer3D\): '
                        'an early-exit recognizer has no dense recognizer in its config'):
         run_tool('benchmark', [config, *mode, '--batch-size', '1', '--repeats', '1'], capsys)
+
+
+def test_get_flops_reports_video_per_view_as_the_efficiency_metric(tmp_path, capsys):
+    """get_flops.py and tools/test.py's efficiency/gflops share one unit for
+    video: GFLOPs per view, the views per video named."""
+    import re
+
+    import torch
+    from mmaction.structures import ActionDataSample
+
+    from mmdyt.analysis import build_model, load_config
+    config = write_config(tmp_path, 'video')
+    out = run_tool('get_flops', [config, '--num-images', 2, '--shape', 3, 3, 2, 32, 32], capsys)
+    per_view = float(re.search(r'G per view \(3 views per video[^)]*\) \((\d+) multiply-adds',
+                               out).group(1))
+    model = build_model(load_config(str(config)))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        predictions = model.predict(torch.randn(2, 3, 3, 2, 32, 32),
+                                    [ActionDataSample() for _ in range(2)])
+    metric = sum(p.dyt_flops for p in predictions) / 2
+    assert per_view == pytest.approx(metric, rel=0.05)

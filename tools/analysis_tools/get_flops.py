@@ -142,7 +142,8 @@ def main(argv=None):
 
     trainable, total = count_parameters(model)
     print(f'Input: {source}')
-    print('Per layer (GFLOPs per sample; activation rate of the patch tokens):')
+    print('Per layer (GFLOPs per sample: per video for video; activation rate of the patch '
+          'tokens):')
     rates = dict(zip(dispatcher_names(backbone), mean['rates'].tolist()))
     for name, value in mean.items():
         if name in ('total', 'backbone', 'rest', 'rates'):
@@ -158,10 +159,13 @@ def main(argv=None):
         print(f'Activation rate: {mean["rates"].mean().item():.4f} (mean over '
               f'{len(rates)} dispatchers)')
     print(f'Params: {total / 1e6:.3f} M total, {trainable / 1e6:.3f} M trainable')
-    print(f'FLOPs ({args.convention} convention): {mean["total"] / 1e9:.3f} G per sample '
-          f'({mean["total"]:.0f} '
-          f'multiply-adds; backbone {mean["backbone"] / 1e9:.3f} G, rest '
-          f'{mean["rest"] / 1e9:.4f} G)')
+    views = first.shape[1] if first.ndim == 6 else 1  # video: (videos, views, C, T, H, W)
+    unit = f'per view ({views} views per video, as efficiency/gflops of tools/test.py)' \
+        if views > 1 else 'per sample'
+    print(f'FLOPs ({args.convention} convention): {mean["total"] / views / 1e9:.3f} G {unit} '
+          f'({mean["total"] / views:.0f} multiply-adds; backbone '
+          f'{mean["backbone"] / views / 1e9:.3f} G, rest {mean["rest"] / views / 1e9:.4f} G'
+          + (f'; {mean["total"] / 1e9:.3f} G per video)' if views > 1 else ')'))
 
 
 if __name__ == '__main__':
