@@ -46,7 +46,7 @@ def copy(tmp_path):
     ``python`` cannot import torch (and a fake ``srun``)."""
     tools = tmp_path / 'elsewhere' / 'tools'
     tools.mkdir(parents=True)
-    for name in SCRIPTS:
+    for name in (*SCRIPTS, 'find_python.sh'):
         shutil.copy(ROOT / 'tools' / name, tools / name)
     bin_dir = tmp_path / 'bin'
     executable(bin_dir / 'python', NO_TORCH)
