@@ -49,18 +49,9 @@ default_hooks = dict(logger=dict(interval=1))
 randomness = dict(seed=0)
 '''
 
+
 # 64 x 64 crops padded by the backbone to 70 = 5 x 14: img_size 70 is the
 # grid of a crop, as 518 is for the real config's 512 crops.
-#: K400 transforms -> the 224-scale setting shrunk to 32 x 32 frames, 4 frames
-VIDEO_SIZES = {
-    'SampleFrames': dict(clip_len=4, frame_interval=4),
-    'RandomRescale': dict(scale_range=(32, 40)),
-    'RandomCrop': dict(size=32),
-    'Resize': dict(scale=(-1, 32)),
-    'CenterCrop': dict(crop_size=32),
-}
-
-
 def dinov2_upernet_config(tmp_path):
     """The DINOv2 UperNet DyT config with a 4-block tiny ViT (img_size 70: 5 x 5
     patches of 14) on ADE20K-format data (mmdyt's seg tool test's tiny config)."""
@@ -121,31 +112,17 @@ def test_dinov2_upernet_dyt_train_two_iters_and_test_miou(tmp_path):
     assert metrics['efficiency/gflops'] > 0
 
 
-def video_config(tmp_path, data_dir):
-    """The CLIP K400 DyT config with a tiny ViT, 4 frames of 32 x 32 and the
-    lists of ``data_dir``."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(str(ROOT / 'configs/video/dyt/dyt-r0.5_clip-b16_8x16x1_k400.py'))
-    cfg.model.backbone.update(arch=dict(embed_dims=48, num_layers=2, num_heads=3,
-                                        feedforward_channels=96),
-                              img_size=32, pretrained=None)
-    cfg.model.cls_head.update(in_channels=48, num_heads=3, num_classes=5)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].update(batch_size=2, num_workers=0, persistent_workers=False)
-        ann = 'train.txt' if loader == 'train_dataloader' else 'val.txt'
-        cfg[loader].dataset.update(ann_file=str(data_dir / ann),
-                                   data_prefix=dict(video=str(data_dir / 'videos')))
-        for step in cfg[loader].dataset.pipeline:
-            step.update(VIDEO_SIZES.get(step['type'], {}))
-    cfg.train_cfg.max_epochs = 1  # 4 videos, batch 2: 2 iterations
-    cfg.default_hooks.logger.interval = 1
-    path = tmp_path / 'tiny_clip_k400.py'
-    cfg.dump(str(path))
-    return path
+def video_config(data_dir):
+    """The CLIP K400 DyT config (patch 16 kept) with a tiny ViT, 4 frames of
+    32 x 32 and the lists of ``data_dir`` (mmdyt's video tool test's tiny
+    config)."""
+    from test_video_train_test import tiny_config
+    return tiny_config(data_dir, 'val.txt', patch_size=None,
+                       config=ROOT / 'configs/video/dyt/dyt-r0.5_clip-b16_8x16x1_k400.py')
 
 
 def test_clip_k400_dyt_train_two_iters_and_test(k400_dir, tmp_path):
-    path = video_config(tmp_path, k400_dir)
+    path = video_config(k400_dir)
     log, metrics = train_then_test(path, tmp_path / 'work', 'epoch_1.pth')
     assert 'Epoch(train) [1][2/2]' in log and 'loss_rate' in log
     assert 0.0 <= metrics['acc/top1'] <= 1.0
@@ -188,7 +165,7 @@ def test_dinov2_upernet_trains_through_mmseg_tools(tmp_path):
 
 
 def test_clip_k400_trains_through_mmaction2_tools(k400_dir, tmp_path):
-    path = video_config(tmp_path, k400_dir)
+    path = video_config(k400_dir)
     _, out = run([sys.executable, own_train_script('mmaction'), path, '--work-dir',
                   tmp_path / 'work'], cwd=tmp_path)
     assert 'Epoch(train) [1][2/2]' in out and 'loss_rate' in out

@@ -28,11 +28,14 @@ SIZES = {  # transform -> the 224-scale setting shrunk to 32 x 32 frames
 }
 
 
-def tiny_config(tmp_path, val_list):
-    """The real K400 DyT config with a tiny ViT, 4 frames of 32 x 32 and
-    the lists in ``tmp_path``."""
-    cfg = Config.fromfile(str(CONFIG))
-    cfg.model.backbone.update(arch=TINY, img_size=32, patch_size=8, pretrained=None)
+def tiny_config(tmp_path, val_list, config=CONFIG, patch_size=8):
+    """The real K400 config ``config`` with a tiny ViT of ``patch_size``
+    (None: the config's), 4 frames of 32 x 32 and the lists in
+    ``tmp_path``."""
+    cfg = Config.fromfile(str(config))
+    cfg.model.backbone.update(arch=TINY, img_size=32, pretrained=None)
+    if patch_size is not None:
+        cfg.model.backbone.patch_size = patch_size
     cfg.model.cls_head.update(in_channels=48, num_heads=3, num_classes=5)
     for loader, ann in (('train_dataloader', 'train.txt'), ('val_dataloader', val_list),
                         ('test_dataloader', val_list)):
@@ -43,7 +46,7 @@ def tiny_config(tmp_path, val_list):
             step.update(SIZES.get(step['type'], {}))
     cfg.train_cfg.max_epochs = 1  # 4 videos, batch 2: 2 iterations
     cfg.default_hooks.logger.interval = 1
-    path = tmp_path / 'tiny_dyt_k400.py'
+    path = tmp_path / f'tiny_{Path(config).stem}.py'
     cfg.dump(str(path))
     return path
 
