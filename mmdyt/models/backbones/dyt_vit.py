@@ -582,11 +582,12 @@ class DyTVisionTransformer(DyTBackbone):
         self.warn_if_unrecorded(record)
         record = ForwardRecord() if record is None else record
         x = self.embed(x, record)
-        outs = []
-        for i in range(self.num_layers):
-            x = self.run_blocks(x, record, i, i + 1)
-            if i in self.out_indices:
-                outs.append(self.format_output(x, record.grid))
+        outs, start = [], 0
+        for i in sorted(self.out_indices):  # one run_blocks call per output, not per block
+            x = self.run_blocks(x, record, start, i + 1)
+            outs.append(self.format_output(x, record.grid))
+            start = i + 1
+        x = self.run_blocks(x, record, start)
         self.warn_on_overflow(record)
         return tuple(outs)
 
