@@ -104,12 +104,16 @@ def test_other_timm_settings_are_read(kwargs):
 
 
 def mmpretrain_classifier(out_type='cls_token', **kwargs):
+    """An mmpretrain classifier, built in mmpretrain's scope (a runner of an
+    earlier test may have left another toolbox's default scope)."""
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
     backbone = dict(type='VisionTransformer', img_size=32, patch_size=8, out_type=out_type,
                     arch=dict(embed_dims=C, num_layers=2, num_heads=3, feedforward_channels=192),
                     **kwargs)
     head = dict(type='VisionTransformerClsHead', num_classes=K, in_channels=C)
-    return randomized(ImageClassifier(backbone=backbone, head=head))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return randomized(ImageClassifier(backbone=backbone, head=head))
 
 
 @pytest.mark.parametrize('kwargs', [
